@@ -1,0 +1,53 @@
+// Command webhookgw runs kombosync's webhook gateway (package webhookgw).
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/kombosync/kombosync/config"
+	"github.com/kombosync/kombosync/internal/service"
+	"github.com/kombosync/kombosync/migrations"
+	"github.com/kombosync/kombosync/webhookgw"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(service.ExitCode("webhookgw", run(ctx, os.Args[1:], os.Stderr), os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("webhookgw", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := config.Register(fs, config.PartDatabase|config.PartTemporal|config.PartWebhook|config.PartLog)
+	if err := cfg.Parse(fs, args); err != nil {
+		return err
+	}
+	logger := cfg.Logger(stderr).With("service", "webhookgw")
+
+	pool, err := service.OpenPostgres(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrations.Check(ctx, pool); err != nil {
+		return err
+	}
+	tc, err := service.DialTemporal(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+
+	h := webhookgw.New(webhookgw.Options{
+		Logger: logger,
+		Probes: service.NewProbes(service.NewRegistry(), logger, service.PostgresCheck(pool), service.TemporalCheck(tc)),
+	})
+	logger.InfoContext(ctx, "gateway starting", "secrets", len(cfg.WebhookSecrets))
+	return service.Serve(ctx, cfg.WebhookListenAddr, h, logger)
+}

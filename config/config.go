@@ -1,0 +1,284 @@
+// Package config holds kombosync's typed configuration: every setting is declared once as a
+// flag whose environment variable is derived from its name (database-url ↔ DATABASE_URL), read
+// with the precedence defaults < environment < flags, and validated once at start-up.
+//
+// Parsing is done by github.com/peterbourgon/ff/v3: one declaration gives both the flag and the
+// environment variable, flags take precedence, and it is the same library that drives the
+// starter CLI's subcommands (ffcli), so every program reads its settings the same way.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+
+	"github.com/kombosync/kombosync/kombo"
+)
+
+// Defaults of ARCHITECTURE.md section 6.
+const (
+	DefaultTemporalAddress   = "localhost:7233"
+	DefaultTemporalNamespace = "default"
+	DefaultTaskQueue         = "kombo-sync"
+	DefaultKomboBaseURL      = "https://api.kombo.dev/v1"
+	DefaultTriggers          = TriggerDataChanged
+	DefaultDebounceQuiet     = 5 * time.Second
+	DefaultDebounceMax       = 60 * time.Second
+	DefaultWebhookListenAddr = ":8080"
+	DefaultMetricsListenAddr = ":9090"
+	DefaultFetchOverlap      = 2 * time.Minute
+)
+
+// Event types that may trigger a delta fetch (KOMBO_TRIGGERS).
+const (
+	TriggerDataChanged         = "data-changed"
+	TriggerSyncFinished        = "sync-finished"
+	TriggerRemoteEventReceived = "remote-event-received"
+)
+
+var knownTriggers = []string{TriggerDataChanged, TriggerSyncFinished, TriggerRemoteEventReceived}
+
+// Secret is a string that never prints: fmt, slog and flag help all see "[redacted]".
+type Secret string
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// LogValue keeps secrets out of structured logs.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// Reveal returns the secret itself, for the one place that must send it.
+func (s Secret) Reveal() string { return string(s) }
+
+// Part selects a group of settings; each program registers the parts it uses.
+type Part int
+
+const (
+	PartDatabase Part = 1 << iota
+	PartTemporal
+	PartKomboAPI
+	PartWebhook
+	PartSync
+	PartMetrics
+	PartLog
+)
+
+// Config is the whole configuration. A program only reads the fields of the parts it registered.
+type Config struct {
+	parts Part
+
+	DatabaseURL string
+
+	TemporalAddress   string
+	TemporalNamespace string
+	TaskQueue         string
+
+	KomboAPIKey  Secret
+	KomboBaseURL string
+
+	WebhookSecrets    []Secret
+	WebhookListenAddr string
+
+	Triggers      []string
+	Endpoints     []kombo.Endpoint
+	DebounceQuiet time.Duration
+	DebounceMax   time.Duration
+	FetchOverlap  time.Duration
+
+	MetricsListenAddr string
+
+	LogLevel  slog.Level
+	LogFormat string
+}
+
+// Register declares the flags of the given parts on fs and returns the Config they fill.
+// Call Parse afterwards.
+func Register(fs *flag.FlagSet, parts Part) *Config {
+	c := &Config{parts: parts}
+	if parts&PartDatabase != 0 {
+		fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL connection string (env DATABASE_URL, required)")
+	}
+	if parts&PartTemporal != 0 {
+		fs.StringVar(&c.TemporalAddress, "temporal-address", DefaultTemporalAddress, "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
+		fs.StringVar(&c.TemporalNamespace, "temporal-namespace", DefaultTemporalNamespace, "Temporal namespace (env TEMPORAL_NAMESPACE)")
+		fs.StringVar(&c.TaskQueue, "temporal-task-queue", DefaultTaskQueue, "Temporal task queue of the sync workflows (env TEMPORAL_TASK_QUEUE)")
+	}
+	if parts&PartKomboAPI != 0 {
+		fs.Func("kombo-api-key", "Kombo API key; prefer the env var KOMBO_API_KEY (never logged)", func(v string) error {
+			c.KomboAPIKey = Secret(strings.TrimSpace(v))
+			return nil
+		})
+		fs.StringVar(&c.KomboBaseURL, "kombo-base-url", DefaultKomboBaseURL, "Kombo API base URL, e.g. https://api.us.kombo.dev/v1 (env KOMBO_BASE_URL)")
+	}
+	if parts&PartWebhook != 0 {
+		fs.Func("kombo-webhook-secret", "webhook secret(s), comma-separated for rotation; prefer the env var KOMBO_WEBHOOK_SECRET (never logged)", func(v string) error {
+			c.WebhookSecrets = nil
+			for _, s := range strings.Split(v, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					c.WebhookSecrets = append(c.WebhookSecrets, Secret(s))
+				}
+			}
+			return nil
+		})
+		fs.StringVar(&c.WebhookListenAddr, "webhook-listen-addr", DefaultWebhookListenAddr, "gateway listen address (env WEBHOOK_LISTEN_ADDR)")
+	}
+	if parts&PartSync != 0 {
+		c.Triggers = []string{DefaultTriggers}
+		fs.Func("kombo-triggers", "comma-separated events that start a delta: data-changed, sync-finished, remote-event-received (env KOMBO_TRIGGERS; default data-changed)", func(v string) error {
+			ts, err := parseTriggers(v)
+			c.Triggers = ts
+			return err
+		})
+		c.Endpoints = kombo.DefaultEndpoints()
+		fs.Func("kombo-endpoints", "comma-separated endpoints to sync as category/endpoint, e.g. hris/employees,ats/jobs; a bare category (hris) means all of it (env KOMBO_ENDPOINTS; default all)", func(v string) error {
+			eps, err := kombo.ParseEndpoints(v)
+			c.Endpoints = eps
+			return err
+		})
+		fs.DurationVar(&c.DebounceQuiet, "debounce-quiet", DefaultDebounceQuiet, "quiet window after the last data-changed before fetching (env DEBOUNCE_QUIET)")
+		fs.DurationVar(&c.DebounceMax, "debounce-max", DefaultDebounceMax, "longest a steady stream of events may postpone a fetch (env DEBOUNCE_MAX)")
+		fs.DurationVar(&c.FetchOverlap, "fetch-overlap", DefaultFetchOverlap, "safety overlap subtracted from each watermark for clock skew (env FETCH_OVERLAP)")
+	}
+	if parts&PartMetrics != 0 {
+		fs.StringVar(&c.MetricsListenAddr, "metrics-listen-addr", DefaultMetricsListenAddr, "address of the worker's /metrics, /healthz and /readyz; empty disables (env METRICS_LISTEN_ADDR)")
+	}
+	if parts&PartLog != 0 {
+		c.LogFormat = "json"
+		fs.Func("log-level", "debug, info, warn or error (env LOG_LEVEL; default info)", func(v string) error {
+			return c.LogLevel.UnmarshalText([]byte(v))
+		})
+		fs.Func("log-format", "json or text (env LOG_FORMAT; default json)", func(v string) error {
+			if v != "json" && v != "text" {
+				return fmt.Errorf("must be json or text, not %q", v)
+			}
+			c.LogFormat = v
+			return nil
+		})
+	}
+	return c
+}
+
+// UsageError is a configuration error: the program was started wrongly (exit code 2).
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+func (e UsageError) Unwrap() error { return e.Err }
+
+// Parse reads the environment and then args into the flags of fs, and validates the result.
+// Errors are UsageErrors, except flag.ErrHelp for -h.
+func (c *Config) Parse(fs *flag.FlagSet, args []string) error {
+	if err := ff.Parse(fs, args, ff.WithEnvVars()); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return UsageError{err}
+	}
+	if err := c.Validate(); err != nil {
+		return UsageError{err}
+	}
+	return nil
+}
+
+// Validate reports every missing or malformed setting at once, one per line.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.parts&PartDatabase != 0 {
+		if c.DatabaseURL == "" {
+			errs = append(errs, errors.New("DATABASE_URL is required"))
+		} else if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			// The parse error would echo the URL, password included.
+			errs = append(errs, errors.New("DATABASE_URL must be a postgres:// URL"))
+		}
+	}
+	if c.parts&PartTemporal != 0 {
+		if _, _, err := net.SplitHostPort(c.TemporalAddress); err != nil {
+			errs = append(errs, fmt.Errorf("TEMPORAL_ADDRESS must be host:port, not %q", c.TemporalAddress))
+		}
+		if c.TemporalNamespace == "" {
+			errs = append(errs, errors.New("TEMPORAL_NAMESPACE must not be empty"))
+		}
+		if c.TaskQueue == "" {
+			errs = append(errs, errors.New("TEMPORAL_TASK_QUEUE must not be empty"))
+		}
+	}
+	if c.parts&PartKomboAPI != 0 {
+		if c.KomboAPIKey == "" {
+			errs = append(errs, errors.New("KOMBO_API_KEY is required"))
+		}
+		if u, err := url.Parse(c.KomboBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("KOMBO_BASE_URL must be an http(s) URL, not %q", c.KomboBaseURL))
+		}
+	}
+	if c.parts&PartWebhook != 0 {
+		if len(c.WebhookSecrets) == 0 {
+			errs = append(errs, errors.New("KOMBO_WEBHOOK_SECRET is required (comma-separate several for rotation)"))
+		}
+		if _, _, err := net.SplitHostPort(c.WebhookListenAddr); err != nil {
+			errs = append(errs, fmt.Errorf("WEBHOOK_LISTEN_ADDR must be [host]:port, not %q", c.WebhookListenAddr))
+		}
+	}
+	if c.parts&PartSync != 0 {
+		if len(c.Triggers) == 0 {
+			errs = append(errs, errors.New("KOMBO_TRIGGERS must name at least one event type"))
+		}
+		if len(c.Endpoints) == 0 {
+			errs = append(errs, errors.New("KOMBO_ENDPOINTS must name at least one endpoint"))
+		}
+		if c.DebounceQuiet <= 0 {
+			errs = append(errs, fmt.Errorf("DEBOUNCE_QUIET must be positive, not %s", c.DebounceQuiet))
+		}
+		if c.DebounceMax < c.DebounceQuiet {
+			errs = append(errs, fmt.Errorf("DEBOUNCE_MAX (%s) must not be shorter than DEBOUNCE_QUIET (%s)", c.DebounceMax, c.DebounceQuiet))
+		}
+		if c.FetchOverlap < 0 {
+			errs = append(errs, fmt.Errorf("FETCH_OVERLAP must not be negative, not %s", c.FetchOverlap))
+		}
+	}
+	if c.parts&PartMetrics != 0 && c.MetricsListenAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListenAddr); err != nil {
+			errs = append(errs, fmt.Errorf("METRICS_LISTEN_ADDR must be [host]:port, not %q", c.MetricsListenAddr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// HasTrigger reports whether events of type t start a delta.
+func (c *Config) HasTrigger(t string) bool { return slices.Contains(c.Triggers, t) }
+
+func parseTriggers(v string) ([]string, error) {
+	var out []string
+	for _, t := range strings.Split(v, ",") {
+		t = strings.TrimSpace(t)
+		if t == "" {
+			continue
+		}
+		if !slices.Contains(knownTriggers, t) {
+			return nil, fmt.Errorf("unknown trigger %q (want %s)", t, strings.Join(knownTriggers, ", "))
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// Logger builds the process's one structured logger, writing to w.
+func (c *Config) Logger(w interface{ Write([]byte) (int, error) }) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

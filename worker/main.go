@@ -1,0 +1,77 @@
+// Command worker runs kombosync's Temporal worker: it polls the kombo-sync task queue and
+// executes the sync workflows and activities, and serves /metrics, /healthz and /readyz.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.temporal.io/sdk/worker"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kombosync/kombosync/config"
+	"github.com/kombosync/kombosync/internal/service"
+	"github.com/kombosync/kombosync/migrations"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(service.ExitCode("worker", run(ctx, os.Args[1:], os.Stderr), os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := config.Register(fs, config.PartDatabase|config.PartTemporal|config.PartKomboAPI|
+		config.PartSync|config.PartMetrics|config.PartLog)
+	if err := cfg.Parse(fs, args); err != nil {
+		return err
+	}
+	logger := cfg.Logger(stderr).With("service", "worker")
+
+	pool, err := service.OpenPostgres(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrations.Check(ctx, pool); err != nil {
+		return err
+	}
+	tc, err := service.DialTemporal(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+
+	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
+	register(w)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	defer w.Stop()
+	logger.InfoContext(ctx, "worker polling", "task_queue", cfg.TaskQueue, "namespace", cfg.TemporalNamespace,
+		"endpoints", len(cfg.Endpoints), "triggers", cfg.Triggers)
+
+	g, ctx := errgroup.WithContext(ctx)
+	if cfg.MetricsListenAddr != "" {
+		mux := http.NewServeMux()
+		service.NewProbes(service.NewRegistry(), logger,
+			service.PostgresCheck(pool), service.TemporalCheck(tc)).Mount(mux)
+		g.Go(func() error { return service.Serve(ctx, cfg.MetricsListenAddr, mux, logger) })
+	}
+	g.Go(func() error { <-ctx.Done(); return nil })
+	err = g.Wait()
+	logger.Info("worker stopping")
+	return err
+}
+
+// register adds every workflow and activity this worker runs. The sync workflows and their
+// activities are added by the issues that build them (see README, "Status").
+func register(w worker.Registry) {}

@@ -1,0 +1,63 @@
+// Package workflows defines kombosync's Temporal workflows and the names other programs rely on
+// (ARCHITECTURE.md section 3): workflow types and IDs, signals, queries and search attributes.
+// Everything in this package runs inside workflows and must stay deterministic.
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+)
+
+// Workflow types.
+const (
+	IntegrationSyncType = "IntegrationSync"
+	FullSyncType        = "FullSync"
+	ReconcileType       = "Reconcile"
+)
+
+// WeeklyReconcileScheduleID is the Temporal Schedule that launches Reconcile.
+const WeeklyReconcileScheduleID = "kombo-weekly-reconcile"
+
+// Signal and query names.
+const (
+	SignalKomboEvent = "kombo-event"
+	SignalSyncNow    = "sync-now"
+	SignalReconcile  = "reconcile"
+	SignalPause      = "pause"
+	SignalResume     = "resume"
+	QueryStatus      = "status"
+)
+
+// IntegrationWorkflowID is the ID of an integration's long-lived IntegrationSync workflow.
+// Integration ids contain ':' (personio:CBNMt7…) and are used as they are.
+func IntegrationWorkflowID(integrationID string) string {
+	return "kombo-integration:" + integrationID
+}
+
+// FullSyncWorkflowID is the ID of one full pass of an integration, started at the given time.
+func FullSyncWorkflowID(integrationID string, startedAt time.Time) string {
+	return fmt.Sprintf("kombo-fullsync:%s:%d", integrationID, startedAt.Unix())
+}
+
+// Search attributes, registered on the server by the local stack and documented in the README.
+var (
+	SAIntegrationID = temporal.NewSearchAttributeKeyKeyword("KomboIntegrationId")
+	SATool          = temporal.NewSearchAttributeKeyKeyword("KomboTool")
+	SACategory      = temporal.NewSearchAttributeKeyKeyword("KomboCategory")
+	SASyncState     = temporal.NewSearchAttributeKeyKeyword("KomboSyncState")
+	SALastSyncAt    = temporal.NewSearchAttributeKeyTime("KomboLastSyncAt")
+)
+
+// SearchAttributeDefinitions lists every search attribute with its server type, in the
+// NAME=Type form of `temporal server start-dev --search-attribute`.
+func SearchAttributeDefinitions() []string {
+	return []string{
+		SAIntegrationID.GetName() + "=Keyword",
+		SATool.GetName() + "=Keyword",
+		SACategory.GetName() + "=Keyword",
+		SASyncState.GetName() + "=Keyword",
+		SALastSyncAt.GetName() + "=Datetime",
+	}
+}
