@@ -59,6 +59,10 @@ func (s Secret) String() string {
 // LogValue keeps secrets out of structured logs.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
+// MarshalText keeps secrets out of JSON, including slog's JSON handler, which encodes nested
+// values with encoding/json and never asks them for a LogValue.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // Reveal returns the secret itself, for the one place that must send it.
 func (s Secret) Reveal() string { return string(s) }
 
@@ -102,6 +106,35 @@ type Config struct {
 	LogLevel  slog.Level
 	LogFormat string
 }
+
+// LogValue is the configuration as it may be logged: no secrets, no database password.
+func (c *Config) LogValue() slog.Value {
+	db := "[invalid]"
+	if u, err := url.Parse(c.DatabaseURL); err == nil {
+		db = u.Redacted()
+	}
+	endpoints := make([]string, len(c.Endpoints))
+	for i, e := range c.Endpoints {
+		endpoints[i] = e.String()
+	}
+	return slog.GroupValue(
+		slog.String("database_url", db),
+		slog.String("temporal_address", c.TemporalAddress),
+		slog.String("temporal_namespace", c.TemporalNamespace),
+		slog.String("task_queue", c.TaskQueue),
+		slog.String("kombo_base_url", c.KomboBaseURL),
+		slog.Bool("kombo_api_key_set", c.KomboAPIKey != ""),
+		slog.Int("webhook_secrets", len(c.WebhookSecrets)),
+		slog.Any("triggers", c.Triggers),
+		slog.Any("endpoints", endpoints),
+		slog.Duration("debounce_quiet", c.DebounceQuiet),
+		slog.Duration("debounce_max", c.DebounceMax),
+		slog.Duration("fetch_overlap", c.FetchOverlap),
+	)
+}
+
+// String prints the same safe view as LogValue, so %v of a Config never shows a secret.
+func (c *Config) String() string { return c.LogValue().String() }
 
 // Register declares the flags of the given parts on fs and returns the Config they fill.
 // Call Parse afterwards.
@@ -281,4 +314,16 @@ func (c *Config) Logger(w interface{ Write([]byte) (int, error) }) *slog.Logger 
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// EnvVars lists the environment variables a program with these parts reads, as ff derives them
+// from flag names (database-url → DATABASE_URL).
+func EnvVars(parts Part) []string {
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	Register(fs, parts)
+	var out []string
+	fs.VisitAll(func(f *flag.Flag) {
+		out = append(out, strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(f.Name)))
+	})
+	return out
 }

@@ -40,13 +40,11 @@ func (p *Process) Pid() int {
 	if err != nil || pid <= 0 || !alive(pid) {
 		return 0
 	}
-	// A recycled pid would belong to another program: check it is still ours.
+	// A recycled pid would belong to another program: check it is still ours. The programs we
+	// start run as us, so their exe link is readable.
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err == nil {
-		want, _ := filepath.Abs(p.Path)
-		if filepath.Base(strings.TrimSuffix(exe, " (deleted)")) != filepath.Base(want) {
-			return 0
-		}
+	if err != nil || filepath.Base(strings.TrimSuffix(exe, " (deleted)")) != filepath.Base(p.Path) {
+		return 0
 	}
 	return pid
 }

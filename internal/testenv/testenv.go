@@ -49,12 +49,13 @@ var env struct {
 	templateErr  error
 }
 
-// Main starts the services, runs the tests and stops the services.
+// Main starts the services, runs the tests, stops the services and exits.
 func Main(m *testing.M, needs Service) {
-	os.Exit(run(m, needs))
+	os.Exit(Run(m, needs))
 }
 
-func run(m *testing.M, needs Service) int {
+// Run is Main for a TestMain with cleanup of its own: it returns the exit code.
+func Run(m *testing.M, needs Service) int {
 	ctx := context.Background()
 	if needs&Postgres != 0 {
 		stop, err := startPostgres(ctx)

@@ -1,0 +1,182 @@
+package config_test
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kombosync/kombosync/config"
+	"github.com/kombosync/kombosync/kombo"
+)
+
+const all = config.PartDatabase | config.PartTemporal | config.PartKomboAPI | config.PartWebhook |
+	config.PartSync | config.PartMetrics | config.PartLog
+
+func parse(t *testing.T, parts config.Part, env map[string]string, args ...string) (*config.Config, error) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(new(bytes.Buffer))
+	cfg := config.Register(fs, parts)
+	return cfg, cfg.Parse(fs, args)
+}
+
+var minimal = map[string]string{
+	"DATABASE_URL":         "postgres://u:pw@localhost:5432/db",
+	"KOMBO_API_KEY":        "key-123",
+	"KOMBO_WEBHOOK_SECRET": "whsec-1",
+}
+
+func TestDefaultsMatchTheContract(t *testing.T) {
+	cfg, err := parse(t, all, minimal)
+	require.NoError(t, err)
+	require.Equal(t, "localhost:7233", cfg.TemporalAddress)
+	require.Equal(t, "default", cfg.TemporalNamespace)
+	require.Equal(t, "kombo-sync", cfg.TaskQueue)
+	require.Equal(t, "https://api.kombo.dev/v1", cfg.KomboBaseURL)
+	require.Equal(t, []string{"data-changed"}, cfg.Triggers)
+	require.Equal(t, kombo.DefaultEndpoints(), cfg.Endpoints)
+	require.Equal(t, 5*time.Second, cfg.DebounceQuiet)
+	require.Equal(t, 60*time.Second, cfg.DebounceMax)
+	require.Equal(t, ":8080", cfg.WebhookListenAddr)
+	require.Equal(t, []config.Secret{"whsec-1"}, cfg.WebhookSecrets)
+}
+
+func TestEnvironmentIsRead(t *testing.T) {
+	env := map[string]string{
+		"TEMPORAL_ADDRESS":     "temporal:7233",
+		"TEMPORAL_NAMESPACE":   "prod",
+		"KOMBO_BASE_URL":       "https://api.us.kombo.dev/v1",
+		"KOMBO_WEBHOOK_SECRET": " old , new ,",
+		"KOMBO_TRIGGERS":       "data-changed,sync-finished",
+		"KOMBO_ENDPOINTS":      "hris/employees, ats",
+		"DEBOUNCE_QUIET":       "2s",
+		"DEBOUNCE_MAX":         "30s",
+		"WEBHOOK_LISTEN_ADDR":  "127.0.0.1:9000",
+	}
+	for k, v := range minimal {
+		if _, ok := env[k]; !ok {
+			env[k] = v
+		}
+	}
+	cfg, err := parse(t, all, env)
+	require.NoError(t, err)
+	require.Equal(t, "temporal:7233", cfg.TemporalAddress)
+	require.Equal(t, "prod", cfg.TemporalNamespace)
+	require.Equal(t, "https://api.us.kombo.dev/v1", cfg.KomboBaseURL)
+	require.Equal(t, []config.Secret{"old", "new"}, cfg.WebhookSecrets)
+	require.Equal(t, []string{"data-changed", "sync-finished"}, cfg.Triggers)
+	require.True(t, cfg.HasTrigger("sync-finished"))
+	require.False(t, cfg.HasTrigger("remote-event-received"))
+	require.Equal(t, 2*time.Second, cfg.DebounceQuiet)
+	require.Equal(t, 30*time.Second, cfg.DebounceMax)
+	require.Equal(t, "127.0.0.1:9000", cfg.WebhookListenAddr)
+	require.Equal(t, kombo.Endpoint{Category: kombo.CategoryHRIS, Name: "employees"}, cfg.Endpoints[0])
+	for _, e := range cfg.Endpoints[1:] {
+		require.Equal(t, kombo.CategoryATS, e.Category)
+	}
+}
+
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	env := map[string]string{"DEBOUNCE_QUIET": "2s", "TEMPORAL_ADDRESS": "env:7233"}
+	for k, v := range minimal {
+		env[k] = v
+	}
+	cfg, err := parse(t, all, env, "-debounce-quiet", "7s", "-temporal-address", "flag:7233")
+	require.NoError(t, err)
+	require.Equal(t, 7*time.Second, cfg.DebounceQuiet)
+	require.Equal(t, "flag:7233", cfg.TemporalAddress)
+}
+
+func TestValidationNamesEveryProblem(t *testing.T) {
+	_, err := parse(t, all, map[string]string{"DEBOUNCE_QUIET": "10s", "DEBOUNCE_MAX": "5s"})
+	require.ErrorAs(t, err, new(config.UsageError))
+	msg := err.Error()
+	for _, want := range []string{
+		"DATABASE_URL is required",
+		"KOMBO_API_KEY is required",
+		"KOMBO_WEBHOOK_SECRET is required",
+		"DEBOUNCE_MAX (5s) must not be shorter than DEBOUNCE_QUIET (10s)",
+	} {
+		require.Contains(t, msg, want)
+	}
+}
+
+func TestOnlyRegisteredPartsAreRequired(t *testing.T) {
+	_, err := parse(t, config.PartDatabase, map[string]string{"DATABASE_URL": "postgres://localhost/db"})
+	require.NoError(t, err)
+}
+
+func TestMalformedValuesAreRejected(t *testing.T) {
+	cases := map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"not a postgres url":  {map[string]string{"DATABASE_URL": "mysql://u:hunter2@db/x"}, "DATABASE_URL must be a postgres:// URL"},
+		"temporal address":    {map[string]string{"TEMPORAL_ADDRESS": "no-port"}, "TEMPORAL_ADDRESS must be host:port"},
+		"base url":            {map[string]string{"KOMBO_BASE_URL": "ftp://x"}, "KOMBO_BASE_URL must be an http(s) URL"},
+		"unknown trigger":     {map[string]string{"KOMBO_TRIGGERS": "data-changed,bogus"}, `unknown trigger "bogus"`},
+		"unknown endpoint":    {map[string]string{"KOMBO_ENDPOINTS": "hris/payslips"}, `unknown endpoint "hris/payslips"`},
+		"bad duration":        {map[string]string{"DEBOUNCE_QUIET": "soon"}, "DEBOUNCE_QUIET"},
+		"empty secret list":   {map[string]string{"KOMBO_WEBHOOK_SECRET": " , "}, "KOMBO_WEBHOOK_SECRET is required"},
+		"negative overlap":    {map[string]string{"FETCH_OVERLAP": "-1m"}, "FETCH_OVERLAP must not be negative"},
+		"log level":           {map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		"metrics listen addr": {map[string]string{"METRICS_LISTEN_ADDR": "9090"}, "METRICS_LISTEN_ADDR must be [host]:port"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range minimal {
+				env[k] = v
+			}
+			for k, v := range c.env {
+				env[k] = v
+			}
+			_, err := parse(t, all, env)
+			require.ErrorAs(t, err, new(config.UsageError))
+			require.ErrorContains(t, err, c.want)
+			require.NotContains(t, err.Error(), "hunter2", "a rejected database URL must not be echoed")
+		})
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	cfg, err := parse(t, all, minimal)
+	require.NoError(t, err)
+	var logged bytes.Buffer
+	cfg.Logger(&logged).Info("config", "cfg", cfg, "key", cfg.KomboAPIKey, "secrets", cfg.WebhookSecrets)
+	printed := fmt.Sprintf("%v %+v %s", cfg, cfg, cfg.KomboAPIKey)
+	for _, out := range []string{logged.String(), printed} {
+		require.NotContains(t, out, "key-123")
+		require.NotContains(t, out, "whsec-1")
+		require.NotContains(t, out, ":pw@", "the database password")
+	}
+	require.Equal(t, "key-123", cfg.KomboAPIKey.Reveal())
+}
+
+// .env.example is the documented list of settings: it must name every variable the programs
+// read, and nothing they do not.
+func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
+	b, err := os.ReadFile("../.env.example")
+	require.NoError(t, err)
+	var documented []string
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "# "))
+		if name, _, ok := strings.Cut(line, "="); ok && name == strings.ToUpper(name) && !strings.Contains(name, " ") {
+			documented = append(documented, name)
+		}
+	}
+	want := config.EnvVars(all)
+	slices.Sort(want)
+	slices.Sort(documented)
+	require.Equal(t, want, slices.Compact(documented))
+}

@@ -1,0 +1,69 @@
+package kombo_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kombosync/kombosync/kombo"
+)
+
+func ep(cat kombo.Category, name string) kombo.Endpoint {
+	return kombo.Endpoint{Category: cat, Name: name}
+}
+
+func TestEndpointNames(t *testing.T) {
+	e := ep(kombo.CategoryHRIS, "time-off-balances")
+	require.Equal(t, "hris/time-off-balances", e.String())
+	require.Equal(t, "/hris/time-off-balances", e.URLPath())
+	require.Equal(t, "hris_time_off_balances", e.Relation())
+}
+
+func TestParseEndpoints(t *testing.T) {
+	got, err := kombo.ParseEndpoints("ats/jobs, HRIS/employees,ats/jobs,")
+	require.NoError(t, err)
+	require.Equal(t, []kombo.Endpoint{ep(kombo.CategoryHRIS, "employees"), ep(kombo.CategoryATS, "jobs")}, got)
+
+	all, err := kombo.ParseEndpoints("hris")
+	require.NoError(t, err)
+	require.Contains(t, all, ep(kombo.CategoryHRIS, "timesheets"))
+	require.NotContains(t, all, ep(kombo.CategoryATS, "jobs"))
+
+	_, err = kombo.ParseEndpoints("hris/teams")
+	require.ErrorContains(t, err, `unknown endpoint "hris/teams"`, "teams is the deprecated alias of groups")
+}
+
+func TestDirtiedEndpointsFollowKombosTable(t *testing.T) {
+	all := kombo.DefaultEndpoints()
+	got, known := kombo.DirtiedEndpoints("hris_absence_types", all)
+	require.True(t, known)
+	require.Equal(t, []kombo.Endpoint{
+		ep(kombo.CategoryHRIS, "absences"), ep(kombo.CategoryHRIS, "absence-types"), ep(kombo.CategoryHRIS, "time-off-balances"),
+	}, got)
+
+	got, known = kombo.DirtiedEndpoints("hris_teams", all)
+	require.True(t, known)
+	require.Equal(t, []kombo.Endpoint{ep(kombo.CategoryHRIS, "employees"), ep(kombo.CategoryHRIS, "groups")}, got)
+
+	got, known = kombo.DirtiedEndpoints("ats_join_jobs_hiring_team", all)
+	require.True(t, known, "ats_join_jobs_* is a pattern")
+	require.Equal(t, []kombo.Endpoint{ep(kombo.CategoryATS, "jobs")}, got)
+}
+
+func TestDirtiedEndpointsOnlyAmongConfigured(t *testing.T) {
+	configured := []kombo.Endpoint{ep(kombo.CategoryHRIS, "absences")}
+	got, known := kombo.DirtiedEndpoints("hris_employees", configured)
+	require.True(t, known)
+	require.Empty(t, got, "a known model whose endpoints are not configured dirties nothing")
+}
+
+func TestUnknownModelDirtiesItsWholeCategory(t *testing.T) {
+	configured := []kombo.Endpoint{ep(kombo.CategoryHRIS, "employees"), ep(kombo.CategoryHRIS, "groups"), ep(kombo.CategoryATS, "jobs")}
+	got, known := kombo.DirtiedEndpoints("hris_brand_new_model", configured)
+	require.False(t, known)
+	require.Equal(t, configured[:2], got)
+
+	got, known = kombo.DirtiedEndpoints("mystery", configured)
+	require.False(t, known)
+	require.Equal(t, configured, got, "no category prefix: everything configured")
+}
