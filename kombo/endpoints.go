@@ -91,6 +91,17 @@ var catalogue = []catalogueEntry{
 	{Endpoint{CategoryATS, "roles"}, []string{"ats_roles", "ats_join_users_roles"}},
 }
 
+// Model is the Kombo model whose records the endpoint lists ("hris_employees"; groups list
+// "hris_teams"), the name data-changed uses when such a record changes.
+func (e Endpoint) Model() string {
+	for _, c := range catalogue {
+		if c.Endpoint == e {
+			return c.models[0]
+		}
+	}
+	return e.Category.Path() + "_" + strings.ReplaceAll(e.Name, "-", "_")
+}
+
 // DefaultEndpoints is every endpoint the client knows, in catalogue order.
 func DefaultEndpoints() []Endpoint {
 	out := make([]Endpoint, len(catalogue))

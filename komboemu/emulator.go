@@ -1,0 +1,303 @@
+// Package komboemu is a faithful emulator of Kombo's API for kombosync's tests, demo and
+// benchmarks: the list endpoints of HRIS and ATS integrations with records shaped like Kombo's
+// OpenAPI document, generated deterministically from a seed; Kombo's envelopes, opaque cursors,
+// updated_after including nested changes, include_deleted, soft deletion and hard removal after
+// a retention period, the first-sync-pending phase and auth errors; signed webhooks; and fault
+// injection. Use it as a library (New, Handler) or as the program cmd/komboemu.
+package komboemu
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kombosync/kombosync/kombo"
+)
+
+// Options configure an Emulator.
+type Options struct {
+	// APIKey is the bearer token the API accepts.
+	APIKey string
+	// Now is the emulator's clock; time.Now when nil. Tests may move it.
+	Now func() time.Time
+	// Retention is how long a remotely deleted record stays visible (include_deleted) before it
+	// is removed for good; Kombo's is 14 days, the default.
+	Retention time.Duration
+	// CursorTTL rejects cursors older than this; zero keeps them valid forever.
+	CursorTTL time.Duration
+	// Webhooks: where and how to send signed webhooks; no webhooks when URL is empty.
+	Webhooks WebhookOptions
+	// Seed makes fault injection and webhook ids repeatable.
+	Seed   uint64
+	Logger *slog.Logger
+}
+
+// Emulator is an emulated Kombo. All methods are safe for concurrent use.
+type Emulator struct {
+	opts Options
+	now  func() time.Time
+	log  *slog.Logger
+
+	mu           sync.Mutex
+	integrations map[string]*integration
+	faults       Faults
+	queued       []Fault
+	rng          *rand.Rand
+	cursorEpoch  uint64 // bumped by ExpireCursors
+	requests     int    // list requests answered, for tests
+
+	hooks *webhookSender
+}
+
+// New returns an emulator without integrations.
+func New(opts Options) *Emulator {
+	if opts.Retention == 0 {
+		opts.Retention = 14 * 24 * time.Hour
+	}
+	e := &Emulator{opts: opts, now: opts.Now, log: opts.Logger, integrations: map[string]*integration{},
+		rng: rand.New(rand.NewPCG(opts.Seed, 0x6b6f6d626f))}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	e.hooks = newWebhookSender(opts.Webhooks, e.now, e.log, opts.Seed)
+	return e
+}
+
+// Close stops webhook delivery, waiting for deliveries under way.
+func (e *Emulator) Close() { e.hooks.close() }
+
+// IntegrationSpec describes a new integration.
+type IntegrationSpec struct {
+	ID       string // e.g. "personio:CBNMt7dSNCzBdnRTx87dev4E"
+	Tool     string // defaults to the id's part before ':'
+	Category kombo.Category
+	// Records is the size of the main endpoint (employees for HRIS, candidates for ATS); the other
+	// endpoints are sized from it.
+	Records int
+	Seed    uint64
+	// FirstSyncPending makes reads fail with INTEGRATION.SETUP_SYNC_PENDING until
+	// FinishFirstSync; PendingStatus is its HTTP status (409 by default, 503 before 2026-05-19).
+	FirstSyncPending bool
+	PendingStatus    int
+	// LegacyPendingBody answers pending reads with the old message-only body.
+	LegacyPendingBody bool
+	// Notify sends integration-created.
+	Notify bool
+}
+
+// ErrUnknownIntegration is returned for an integration id the emulator does not hold.
+var ErrUnknownIntegration = errors.New("komboemu: unknown integration")
+
+// CreateIntegration creates an integration and seeds its records.
+func (e *Emulator) CreateIntegration(s IntegrationSpec) error {
+	if s.ID == "" {
+		return errors.New("komboemu: integration id is required")
+	}
+	if s.Category != kombo.CategoryHRIS && s.Category != kombo.CategoryATS {
+		return fmt.Errorf("komboemu: category must be HRIS or ATS, not %q", s.Category)
+	}
+	if s.Tool == "" {
+		s.Tool = s.ID
+		for k, c := range s.ID {
+			if c == ':' {
+				s.Tool = s.ID[:k]
+				break
+			}
+		}
+	}
+	i := newIntegration(s.ID, s.Tool, s.Category, s.Seed)
+	i.firstSyncPending = s.FirstSyncPending
+	i.legacyPending = s.LegacyPendingBody
+	if s.PendingStatus != 0 {
+		i.pendingStatus = s.PendingStatus
+	}
+	now := e.now()
+	for _, sp := range specs {
+		if sp.endpoint.Category != s.Category {
+			continue
+		}
+		n := max(sp.min, int(float64(s.Records)*sp.perMain))
+		for range n {
+			i.create(sp.endpoint.Name, now)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if old, ok := e.integrations[s.ID]; ok && !old.deleted {
+		return fmt.Errorf("komboemu: integration %s exists", s.ID)
+	}
+	e.integrations[s.ID] = i
+	if s.Notify {
+		e.hooks.send(kombo.EventIntegrationCreated, map[string]any{"id": i.id, "tool": i.tool, "category": string(i.category), "end_user": endUserJSON(i.endUser)})
+	}
+	return nil
+}
+
+// create makes a new record of endpoint from the generator.
+func (i *integration) create(endpoint string, now time.Time) *record {
+	r := &record{id: i.gen.id(), remoteID: i.gen.remoteID()}
+	specByName(i.category, endpoint).gen(i.gen, i, r)
+	i.insert(endpoint, r, now)
+	// Records embedding the new one (an employee gaining an employment) changed too.
+	for _, rel := range relations {
+		if rel.child == endpoint && rel.kind == childRef {
+			for _, p := range i.parentsVia(rel, r) {
+				i.touch(rel.parent, p, now, map[*record]bool{r: true})
+			}
+		}
+	}
+	return r
+}
+
+func (e *Emulator) integration(id string) (*integration, error) {
+	i, ok := e.integrations[id]
+	if !ok || i.deleted {
+		return nil, fmt.Errorf("%w %s", ErrUnknownIntegration, id)
+	}
+	return i, nil
+}
+
+// FinishFirstSync ends the first-sync-pending phase and sends sync-finished SUCCEEDED.
+func (e *Emulator) FinishFirstSync(integrationID string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i, err := e.integration(integrationID)
+	if err != nil {
+		return err
+	}
+	i.firstSyncPending = false
+	e.sendSyncFinished(i, kombo.SyncSucceeded)
+	return nil
+}
+
+// SendSyncFinished sends a sync-finished webhook with any state, known or not.
+func (e *Emulator) SendSyncFinished(integrationID, state string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i, err := e.integration(integrationID)
+	if err != nil {
+		return err
+	}
+	e.sendSyncFinished(i, state)
+	return nil
+}
+
+func (e *Emulator) sendSyncFinished(i *integration, state string) {
+	end := e.now().UTC().Truncate(time.Millisecond)
+	start := end.Add(-90 * time.Second)
+	e.hooks.send(kombo.EventSyncFinished, map[string]any{
+		"sync_id": i.gen.id(), "sync_state": state, "sync_started_at": kombo.FormatTime(start), "sync_ended_at": kombo.FormatTime(end),
+		"sync_duration_seconds": 90, "integration_id": i.id, "integration_tool": i.tool, "integration_category": string(i.category),
+		"end_user": endUserJSON(i.endUser), "log_url": "https://app.kombo.dev/env/emulator/logs/" + i.gen.id(),
+	})
+}
+
+// SendRemoteEventReceived sends the legacy remote-event-received webhook.
+func (e *Emulator) SendRemoteEventReceived(integrationID string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i, err := e.integration(integrationID)
+	if err != nil {
+		return err
+	}
+	e.hooks.send(kombo.EventRemoteEventReceived, map[string]any{"integration_id": i.id, "integration_tool": i.tool, "integration_category": string(i.category)})
+	return nil
+}
+
+// SetState changes the integration's state (ACTIVE, INVALID, INACTIVE) and sends
+// integration-state-changed. INVALID answers reads with INTEGRATION.AUTHENTICATION_INVALID,
+// INACTIVE with INTEGRATION.INACTIVE.
+func (e *Emulator) SetState(integrationID, state string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i, err := e.integration(integrationID)
+	if err != nil {
+		return err
+	}
+	i.state = state
+	e.hooks.send(kombo.EventIntegrationStateChanged, map[string]any{
+		"integration_tool": i.tool, "integration_id": i.id, "integration_category": string(i.category), "end_user": endUserJSON(i.endUser),
+		"qa_status": "PASSED", "setup_status": "COMPLETED", "state": state, "updated_at": kombo.FormatTime(e.now()),
+	})
+	return nil
+}
+
+// DisableModel makes an endpoint answer INTEGRATION.MODEL_NOT_AVAILABLE for this integration,
+// or, with permissionMissing, INTEGRATION.PERMISSION_MISSING.
+func (e *Emulator) DisableModel(integrationID string, ep kombo.Endpoint, permissionMissing bool) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i, err := e.integration(integrationID)
+	if err != nil {
+		return err
+	}
+	if permissionMissing {
+		i.missingPermissions[ep.Name] = true
+	} else {
+		i.disabledModels[ep.Name] = true
+	}
+	return nil
+}
+
+// DeleteIntegration deletes the integration (its API answers INTEGRATION_NOT_FOUND) and sends
+// integration-deleted.
+func (e *Emulator) DeleteIntegration(integrationID string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i, err := e.integration(integrationID)
+	if err != nil {
+		return err
+	}
+	i.deleted = true
+	e.hooks.send(kombo.EventIntegrationDeleted, map[string]any{"id": i.id, "tool": i.tool, "category": string(i.category),
+		"end_user": endUserJSON(i.endUser), "deleted_at": kombo.FormatTime(e.now())})
+	return nil
+}
+
+// Integrations lists the ids of the integrations that are not deleted, sorted.
+func (e *Emulator) Integrations() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var ids []string
+	for id, i := range e.integrations {
+		if !i.deleted {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Truth returns the records of an endpoint as the API would send them with include_deleted:
+// remotely deleted ones included, hard-removed ones gone, in pagination order.
+func (e *Emulator) Truth(integrationID string, ep kombo.Endpoint) ([]TruthRecord, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i, err := e.integration(integrationID)
+	if err != nil {
+		return nil, err
+	}
+	if i.category != ep.Category || i.table(ep.Name) == nil {
+		return nil, fmt.Errorf("komboemu: %s has no endpoint %s", integrationID, ep)
+	}
+	i.purgeExpired(e.now(), e.opts.Retention)
+	return i.truth(ep.Name), nil
+}
+
+// Requests is the number of list requests answered so far (any outcome).
+func (e *Emulator) Requests() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.requests
+}
+
+func endUserJSON(u kombo.EndUser) map[string]any {
+	return map[string]any{"organization_name": u.OrganizationName, "creator_email": u.CreatorEmail, "origin_id": u.OriginID}
+}

@@ -1,0 +1,475 @@
+package komboemu
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kombosync/kombosync/kombo"
+)
+
+// Faults make the API unreliable the way Kombo and the tools behind it can be.
+type Faults struct {
+	ErrorRate     float64       // share of list requests answered 500 PLATFORM.UNKNOWN_ERROR
+	RateLimitRate float64       // share answered 429 PLATFORM.RATE_LIMIT_EXCEEDED
+	RetryAfter    time.Duration // Retry-After sent with those 429s; none when zero
+	DropRate      float64       // share whose connection is closed without an answer
+	Latency       time.Duration // added to every list answer
+	Webhooks      WebhookFaults
+}
+
+// Fault is one forced failure of the next list request (QueueFaults).
+type Fault string
+
+const (
+	FaultServerError       Fault = "server-error"        // 500 PLATFORM.UNKNOWN_ERROR
+	FaultRemoteUnavailable Fault = "remote-unavailable"  // 503 REMOTE.SERVICE_UNAVAILABLE
+	FaultRateLimit         Fault = "rate-limit"          // 429 PLATFORM.RATE_LIMIT_EXCEEDED, no Retry-After
+	FaultRateLimitRetry    Fault = "rate-limit-retry"    // the same with Retry-After: 2
+	FaultConcurrencyLimit  Fault = "concurrency-limit"   // 429 PLATFORM.CONCURRENCY_LIMIT_EXCEEDED
+	FaultDrop              Fault = "drop"                // connection closed without an answer
+	FaultBareGateway       Fault = "bare-503"            // a load balancer's 503 with an HTML body
+	FaultTimeoutTask       Fault = "task-timed-out"      // 504 PLATFORM.TASK_TIMED_OUT
+	FaultUnknownRemote     Fault = "remote-unknown-http" // 502 REMOTE.UNKNOWN_HTTP_ERROR
+)
+
+// SetFaults replaces the random faults.
+func (e *Emulator) SetFaults(f Faults) {
+	e.mu.Lock()
+	e.faults = f
+	e.mu.Unlock()
+	e.hooks.setFaults(f.Webhooks)
+}
+
+// QueueFaults makes the next list requests fail, one fault each, in order.
+func (e *Emulator) QueueFaults(fs ...Fault) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.queued = append(e.queued, fs...)
+}
+
+// ExpireCursors makes every cursor issued so far invalid, as if it had expired.
+func (e *Emulator) ExpireCursors() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cursorEpoch++
+}
+
+// Handler serves the API under /v1, GET /healthz, and the control API under /_emulator
+// (see control.go).
+func (e *Emulator) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/{category}/{endpoint}", e.serveList)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	e.controlRoutes(mux)
+	return mux
+}
+
+// apiError is an error answer in Kombo's envelope.
+type apiError struct {
+	status     int
+	code       string // empty: code null
+	message    string
+	retryAfter time.Duration
+	legacy     bool // the old {"message"} body
+}
+
+var errorTitles = map[string]string{
+	kombo.CodeSetupSyncPending:         "Setup sync pending",
+	kombo.CodePlatformAuthInvalid:      "Authentication invalid",
+	kombo.CodeIntegrationNotFound:      "Integration not found",
+	kombo.CodeInputInvalid:             "Input invalid",
+	kombo.CodeRateLimitExceeded:        "Rate limit exceeded",
+	kombo.CodeConcurrencyLimitExceeded: "Concurrency limit exceeded",
+	kombo.CodePlatformUnknownError:     "Unknown error",
+	kombo.CodeRemoteServiceUnavailable: "Remote service unavailable",
+	kombo.CodeIntegrationInactive:      "Integration inactive",
+	kombo.CodeIntegrationAuthInvalid:   "Integration authentication invalid",
+	kombo.CodePermissionMissing:        "Permission missing",
+	kombo.CodeModelNotAvailable:        "Model not available",
+	kombo.CodeTaskTimedOut:             "Task timed out",
+	kombo.CodeRemoteUnknownHTTPError:   "Remote HTTP error",
+	kombo.CodeRemoteRateLimitExceeded:  "Remote rate limit exceeded",
+}
+
+func (a *apiError) write(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	if a.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(a.retryAfter.Round(time.Second)/time.Second)))
+	}
+	w.WriteHeader(a.status)
+	if a.legacy {
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": "error", "error": map[string]any{"message": a.message}})
+		return
+	}
+	var code, title any
+	if a.code != "" {
+		code = a.code
+		if t, ok := errorTitles[a.code]; ok {
+			title = t
+		}
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "error", "error": map[string]any{
+		"code": code, "title": title, "message": a.message, "log_url": nil}})
+}
+
+func faultError(f Fault) *apiError {
+	switch f {
+	case FaultServerError:
+		return &apiError{status: 500, code: kombo.CodePlatformUnknownError, message: "An unknown error occurred."}
+	case FaultRemoteUnavailable:
+		return &apiError{status: 503, code: kombo.CodeRemoteServiceUnavailable, message: "The remote system is unavailable."}
+	case FaultRateLimit:
+		return &apiError{status: 429, code: kombo.CodeRateLimitExceeded, message: "Rate limit exceeded."}
+	case FaultRateLimitRetry:
+		return &apiError{status: 429, code: kombo.CodeRateLimitExceeded, message: "Rate limit exceeded.", retryAfter: 2 * time.Second}
+	case FaultConcurrencyLimit:
+		return &apiError{status: 429, code: kombo.CodeConcurrencyLimitExceeded, message: "Too many concurrent requests."}
+	case FaultTimeoutTask:
+		return &apiError{status: 504, code: kombo.CodeTaskTimedOut, message: "The task timed out."}
+	case FaultUnknownRemote:
+		return &apiError{status: 502, code: kombo.CodeRemoteUnknownHTTPError, message: "The remote system answered 500."}
+	}
+	return nil
+}
+
+// listRequest is a parsed list request.
+type listRequest struct {
+	integration    *integration
+	endpoint       string
+	pageSize       int
+	after          uint64 // the cursor's last seq
+	updatedAfter   time.Time
+	includeDeleted bool
+	ignoreUnsupp   bool
+	ids, remoteIDs []string
+	filters        map[string][]string // implemented endpoint filters
+	unsupported    bool                // a filter this endpoint cannot apply
+	queryHash      uint64              // of every parameter but the cursor
+}
+
+func (e *Emulator) serveList(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	e.requests++
+	fault := e.pickFault()
+	latency := e.faults.Latency
+	e.mu.Unlock()
+
+	if latency > 0 {
+		select {
+		case <-time.After(latency):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	switch fault {
+	case "":
+	case FaultDrop:
+		dropConnection(w)
+		return
+	case FaultBareGateway:
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>")
+		return
+	default:
+		faultError(fault).write(w)
+		return
+	}
+
+	e.mu.Lock()
+	body, apiErr := e.list(r)
+	e.mu.Unlock()
+	if apiErr != nil {
+		apiErr.write(w)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
+}
+
+// pickFault takes the next queued fault, or draws a random one. Call with e.mu held.
+func (e *Emulator) pickFault() Fault {
+	if len(e.queued) > 0 {
+		f := e.queued[0]
+		e.queued = e.queued[1:]
+		return f
+	}
+	f := e.faults
+	switch x := e.rng.Float64(); {
+	case x < f.DropRate:
+		return FaultDrop
+	case x < f.DropRate+f.ErrorRate:
+		return FaultServerError
+	case x < f.DropRate+f.ErrorRate+f.RateLimitRate:
+		if f.RetryAfter > 0 {
+			return FaultRateLimitRetry
+		}
+		return FaultRateLimit
+	}
+	return ""
+}
+
+func dropConnection(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err == nil {
+		conn.Close()
+	}
+}
+
+// list answers a list request. Call with e.mu held.
+func (e *Emulator) list(r *http.Request) ([]byte, *apiError) {
+	if !e.authorized(r) {
+		return nil, &apiError{status: 401, code: kombo.CodePlatformAuthInvalid, message: "The API key is invalid."}
+	}
+	cat, ok := kombo.ParseCategory(r.PathValue("category"))
+	if !ok || specByName(cat, r.PathValue("endpoint")) == nil {
+		return nil, &apiError{status: 404, message: "Route not found: " + r.URL.Path}
+	}
+	name := r.PathValue("endpoint")
+	iid := r.Header.Get("X-Integration-Id")
+	if iid == "" {
+		return nil, &apiError{status: 400, code: kombo.CodeInputInvalid, message: "The X-Integration-Id header is required."}
+	}
+	i, ok := e.integrations[iid]
+	if !ok || i.deleted {
+		return nil, &apiError{status: 404, code: kombo.CodeIntegrationNotFound, message: "No integration with ID " + iid + " exists."}
+	}
+	switch i.state {
+	case kombo.IntegrationInactive:
+		return nil, &apiError{status: 403, code: kombo.CodeIntegrationInactive, message: "The integration is inactive."}
+	case kombo.IntegrationInvalid:
+		return nil, &apiError{status: 403, code: kombo.CodeIntegrationAuthInvalid, message: "The integration's credentials are invalid."}
+	}
+	if i.firstSyncPending {
+		msg := "The first sync of this integration didn't finish yet! You can keep polling this until you get a successful response or react to our webhooks."
+		return nil, &apiError{status: i.pendingStatus, code: kombo.CodeSetupSyncPending, message: msg, legacy: i.legacyPending}
+	}
+	if i.category != cat {
+		return nil, &apiError{status: 400, code: kombo.CodeInputInvalid,
+			message: fmt.Sprintf("This endpoint is only available for %s integrations, but %s is a %s integration.", cat, iid, i.category)}
+	}
+	if i.missingPermissions[name] {
+		return nil, &apiError{status: 403, code: kombo.CodePermissionMissing, message: "The integration lacks the permission to read " + name + "."}
+	}
+	if i.disabledModels[name] {
+		return nil, &apiError{status: 403, code: kombo.CodeModelNotAvailable, message: "The model " + name + " is not available for this integration."}
+	}
+	req, apiErr := e.parseList(r, i, name)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	i.purgeExpired(e.now(), e.opts.Retention)
+	return e.page(req)
+}
+
+func (e *Emulator) authorized(r *http.Request) bool {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && e.opts.APIKey != "" && subtle.ConstantTimeCompare([]byte(token), []byte(e.opts.APIKey)) == 1
+}
+
+var paramsOfEveryList = []string{"cursor", "page_size", "updated_after", "include_deleted", "ignore_unsupported_filters", "ids", "remote_ids"}
+
+func invalid(format string, args ...any) *apiError {
+	return &apiError{status: 400, code: kombo.CodeInputInvalid, message: fmt.Sprintf(format, args...)}
+}
+
+func (e *Emulator) parseList(r *http.Request, i *integration, name string) (*listRequest, *apiError) {
+	q := r.URL.Query()
+	req := &listRequest{integration: i, endpoint: name, pageSize: 100, filters: map[string][]string{}}
+	if v := q.Get("page_size"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > kombo.MaxPageSize {
+			return nil, invalid("page_size must be an integer from 1 to %d, got %q.", kombo.MaxPageSize, v)
+		}
+		req.pageSize = n
+	}
+	if v := q.Get("updated_after"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return nil, invalid("updated_after must be an ISO 8601 date-time, got %q.", v)
+		}
+		req.updatedAfter = t
+	}
+	var err *apiError
+	if req.includeDeleted, err = boolParam(q, "include_deleted"); err != nil {
+		return nil, err
+	}
+	if req.ignoreUnsupp, err = boolParam(q, "ignore_unsupported_filters"); err != nil {
+		return nil, err
+	}
+	req.ids = splitList(q.Get("ids"))
+	req.remoteIDs = splitList(q.Get("remote_ids"))
+	s := specByName(i.category, name)
+	for k := range q {
+		if slices.Contains(paramsOfEveryList, k) {
+			continue
+		}
+		if _, ok := s.filters[k]; ok {
+			req.filters[k] = splitList(q.Get(k))
+		} else {
+			req.unsupported = true // a filter of Kombo's this emulator (like some tools) cannot apply
+		}
+	}
+	req.queryHash = queryHash(q)
+	if c := q.Get("cursor"); c != "" {
+		seq, ok := e.decodeCursor(c, iidHash(i.id)^req.queryHash)
+		if !ok {
+			return nil, invalid("The cursor is invalid or has expired. Restart pagination without a cursor.")
+		}
+		req.after = seq
+	}
+	for _, id := range req.ids {
+		if i.table(name).byID[id] == nil {
+			return nil, &apiError{status: 404, code: kombo.CodeInputInvalid, message: fmt.Sprintf("No %s with ID %s exists.", name, id)}
+		}
+	}
+	return req, nil
+}
+
+func boolParam(q url.Values, name string) (bool, *apiError) {
+	switch v := q.Get(name); v {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	default:
+		return false, invalid("%s must be true or false, got %q.", name, v)
+	}
+}
+
+func splitList(v string) []string {
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// page renders one page: the matching records after the cursor, in creation order.
+func (e *Emulator) page(req *listRequest) ([]byte, *apiError) {
+	i := req.integration
+	t := i.table(req.endpoint)
+	start := sort.Search(len(t.records), func(k int) bool { return t.records[k].seq > req.after })
+	var (
+		hits []*record
+		more bool
+	)
+	if !req.unsupported || req.ignoreUnsupp {
+		for _, r := range t.records[start:] {
+			if !req.matches(r) {
+				continue
+			}
+			if len(hits) == req.pageSize {
+				more = true
+				break
+			}
+			hits = append(hits, r)
+		}
+	}
+	var b bytes.Buffer
+	b.WriteString(`{"status":"success","data":{"next":`)
+	if more {
+		next := e.encodeCursor(hits[len(hits)-1].seq, iidHash(i.id)^req.queryHash)
+		b.WriteString(strconv.Quote(next))
+	} else {
+		b.WriteString("null")
+	}
+	b.WriteString(`,"results":[`)
+	for k, r := range hits {
+		if k > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(i.render(req.endpoint, r))
+	}
+	b.WriteString("]}}")
+	return b.Bytes(), nil
+}
+
+func (req *listRequest) matches(r *record) bool {
+	if r.remoteDeletedAt != nil && !req.includeDeleted {
+		return false
+	}
+	if !req.updatedAfter.IsZero() && r.touchedAt.Before(req.updatedAfter) {
+		return false
+	}
+	if len(req.ids) > 0 && !slices.Contains(req.ids, r.id) {
+		return false
+	}
+	if len(req.remoteIDs) > 0 && (r.remoteID == nil || !slices.Contains(req.remoteIDs, *r.remoteID)) {
+		return false
+	}
+	s := specByName(req.integration.category, req.endpoint)
+	for k, vs := range req.filters {
+		if !s.filters[k](r, vs) {
+			return false
+		}
+	}
+	return true
+}
+
+// Cursors are opaque to clients: base64url of the epoch, the last seq, a hash binding them to
+// the integration and the query, and the issue time.
+func (e *Emulator) encodeCursor(seq, binding uint64) string {
+	var b [32]byte
+	binary.BigEndian.PutUint64(b[0:], e.cursorEpoch)
+	binary.BigEndian.PutUint64(b[8:], seq)
+	binary.BigEndian.PutUint64(b[16:], binding)
+	binary.BigEndian.PutUint64(b[24:], uint64(e.now().UnixMilli()))
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (e *Emulator) decodeCursor(c string, binding uint64) (uint64, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(b) != 32 {
+		return 0, false
+	}
+	if binary.BigEndian.Uint64(b[0:]) != e.cursorEpoch || binary.BigEndian.Uint64(b[16:]) != binding {
+		return 0, false
+	}
+	issued := time.UnixMilli(int64(binary.BigEndian.Uint64(b[24:])))
+	if e.opts.CursorTTL > 0 && e.now().Sub(issued) > e.opts.CursorTTL {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(b[8:]), true
+}
+
+func queryHash(q url.Values) uint64 {
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		if k != "cursor" && k != "page_size" { // filters must be sent again; the page size may change
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%s&", k, strings.Join(q[k], ","))
+	}
+	return binary.BigEndian.Uint64(h.Sum(nil))
+}
+
+func iidHash(id string) uint64 {
+	s := sha256.Sum256([]byte(id))
+	return binary.BigEndian.Uint64(s[:])
+}
