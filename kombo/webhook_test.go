@@ -91,7 +91,9 @@ func TestParseEventDecodesEveryKnownType(t *testing.T) {
 		},
 		"integration-state-changed": {
 			`{"id":"e6","type":"integration-state-changed","data":{"integration_id":"x:5","integration_tool":"x","integration_category":"HRIS","end_user":{"organization_name":"A","creator_email":null,"origin_id":null},"qa_status":"PASSED","setup_status":"COMPLETED","state":"INACTIVE","updated_at":"2026-01-01T00:00:00.000Z"}}`, "x:5",
-			func(t *testing.T, p any) { require.Equal(t, kombo.IntegrationInactive, p.(*kombo.IntegrationStateChanged).State) },
+			func(t *testing.T, p any) {
+				require.Equal(t, kombo.IntegrationInactive, p.(*kombo.IntegrationStateChanged).State)
+			},
 		},
 		"connection-flow-failed": {
 			`{"id":"e7","type":"connection-flow-failed","data":{"integration_tool":"x","integration_category":"HRIS","end_user":{"organization_name":"A","creator_email":null,"origin_id":null},"log_url":"https://x"}}`, "", nil,

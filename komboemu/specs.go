@@ -323,19 +323,19 @@ func allSpecs() []spec {
 			},
 			nest: func(i *integration, r *record, out map[string]any) {
 				// People are shown even when deleted since: the schema carries their remote_deleted_at.
-			person := func(id string) any {
-				if e := i.get("employees", id); e != nil {
-					return pick(i.flat(e), "id", "remote_id", "first_name", "last_name", "display_full_name", "work_email", "remote_deleted_at")
+				person := func(id string) any {
+					if e := i.get("employees", id); e != nil {
+						return pick(i.flat(e), "id", "remote_id", "first_name", "last_name", "display_full_name", "work_email", "remote_deleted_at")
+					}
+					return nil
 				}
-				return nil
-			}
-			out["reviewee"] = person(strOf(r.fields["_reviewee_id"]))
-			if out["reviewee"] == nil {
-				id := strOf(r.fields["_reviewee_id"])
-				out["reviewee"] = map[string]any{"id": id, "remote_id": id, "first_name": nil, "last_name": nil, "display_full_name": nil, "work_email": nil, "remote_deleted_at": nil}
-			}
-			out["reviewer"] = person(strOf(r.fields["_reviewer_id"]))
-			out["review_cycle"] = i.one("performance-review-cycles", strOf(r.fields["_cycle_id"]))
+				out["reviewee"] = person(strOf(r.fields["_reviewee_id"]))
+				if out["reviewee"] == nil {
+					id := strOf(r.fields["_reviewee_id"])
+					out["reviewee"] = map[string]any{"id": id, "remote_id": id, "first_name": nil, "last_name": nil, "display_full_name": nil, "work_email": nil, "remote_deleted_at": nil}
+				}
+				out["reviewer"] = person(strOf(r.fields["_reviewer_id"]))
+				out["review_cycle"] = i.one("performance-review-cycles", strOf(r.fields["_cycle_id"]))
 			},
 		},
 		{endpoint: hris("staffing-entities"), perMain: 0.05, min: 1,
