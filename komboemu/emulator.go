@@ -149,7 +149,7 @@ func (i *integration) create(endpoint string, now time.Time) *record {
 	for _, rel := range relations {
 		if rel.child == endpoint && rel.kind == childRef {
 			for _, p := range i.parentsVia(rel, r) {
-				i.touch(rel.parent, p, now, map[*record]bool{r: true})
+				i.touch(rel.parent, p, now, false, map[*record]bool{r: true})
 			}
 		}
 	}

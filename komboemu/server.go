@@ -162,7 +162,7 @@ type listRequest struct {
 func (e *Emulator) serveList(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	e.requests++
-	fault := e.pickFault()
+	fault, retryAfter := e.pickFault()
 	latency := e.faults.Latency
 	e.mu.Unlock()
 
@@ -184,7 +184,11 @@ func (e *Emulator) serveList(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>")
 		return
 	default:
-		faultError(fault).write(w)
+		a := faultError(fault)
+		if retryAfter > 0 {
+			a.retryAfter = retryAfter
+		}
+		a.write(w)
 		return
 	}
 
@@ -199,26 +203,24 @@ func (e *Emulator) serveList(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-// pickFault takes the next queued fault, or draws a random one. Call with e.mu held.
-func (e *Emulator) pickFault() Fault {
+// pickFault takes the next queued fault, or draws a random one, with the Retry-After of a random
+// rate limit. Call with e.mu held.
+func (e *Emulator) pickFault() (Fault, time.Duration) {
 	if len(e.queued) > 0 {
 		f := e.queued[0]
 		e.queued = e.queued[1:]
-		return f
+		return f, 0
 	}
 	f := e.faults
 	switch x := e.rng.Float64(); {
 	case x < f.DropRate:
-		return FaultDrop
+		return FaultDrop, 0
 	case x < f.DropRate+f.ErrorRate:
-		return FaultServerError
+		return FaultServerError, 0
 	case x < f.DropRate+f.ErrorRate+f.RateLimitRate:
-		if f.RetryAfter > 0 {
-			return FaultRateLimitRetry
-		}
-		return FaultRateLimit
+		return FaultRateLimit, f.RetryAfter
 	}
-	return ""
+	return "", 0
 }
 
 func dropConnection(w http.ResponseWriter) {
