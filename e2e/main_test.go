@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 	}
 	root, err := localstack.RepoRoot()
 	if err == nil {
-		cmd := exec.Command("go", "build", "-race", "-o", dir+"/", "./worker", "./starter", "./cmd/webhookgw")
+		cmd := exec.Command("go", "build", "-race", "-o", dir+"/", "./worker", "./starter", "./cmd/webhookgw", "./cmd/komboemu")
 		cmd.Dir = root
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		err = cmd.Run()

@@ -290,3 +290,22 @@ func TestControlAPI(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	waitFor(t, "three webhooks", func() bool { return len(sink.all()) >= 3 })
 }
+
+func TestSeededRecordsAreRelated(t *testing.T) {
+	emu, _, _ := start(t, komboemu.Options{})
+	require.NoError(t, emu.CreateIntegration(komboemu.IntegrationSpec{ID: "p:rel", Category: kombo.CategoryHRIS, Records: 50}))
+	require.NoError(t, emu.CreateIntegration(komboemu.IntegrationSpec{ID: "g:rel", Category: kombo.CategoryATS, Records: 50}))
+	check := func(id string, ep kombo.Endpoint, nested string) {
+		recs, err := emu.Truth(id, ep)
+		require.NoError(t, err)
+		require.Len(t, recs, 50)
+		for _, r := range recs {
+			var obj map[string]any
+			require.NoError(t, json.Unmarshal(r.Data, &obj))
+			require.NotEmpty(t, obj[nested], "%s %s has no %s", ep, r.ID, nested)
+		}
+	}
+	check("p:rel", employees, "employments")
+	check("p:rel", employees, "time_off_balances")
+	check("g:rel", kombo.Endpoint{Category: kombo.CategoryATS, Name: "candidates"}, "applications")
+}

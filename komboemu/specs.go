@@ -47,9 +47,12 @@ func (g *generator) orNull(v string) any {
 func (g *generator) intn(n int) int        { return g.rng.IntN(n) }
 func (g *generator) chance(p float64) bool { return g.rng.Float64() < p }
 
-// day is a date-only HR field: midnight UTC, offset days from 2020-01-01.
-func (g *generator) day(maxDays int) string {
-	return kombo.FormatTime(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, g.rng.IntN(maxDays)))
+// day is a date-only HR field: midnight UTC, up to maxDays after 2020-01-01.
+func (g *generator) day(maxDays int) string { return g.dayFrom(2020, maxDays) }
+
+// dayFrom is a date-only HR field up to maxDays after January 1 of year.
+func (g *generator) dayFrom(year, maxDays int) string {
+	return kombo.FormatTime(time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, g.rng.IntN(maxDays)))
 }
 
 var (
@@ -94,6 +97,16 @@ func (g *generator) pickIDs(i *integration, endpoint string, n int) []string {
 		}
 	}
 	return ids
+}
+
+// cycleID picks the parent of the next child record of childEndpoint in turn, so that seeding
+// gives every parent a child before any gets a second (every employee an employment).
+func (g *generator) cycleID(i *integration, parentEndpoint, childEndpoint string) any {
+	parents := i.table(parentEndpoint).records
+	if len(parents) == 0 {
+		return nil
+	}
+	return parents[len(i.table(childEndpoint).records)%len(parents)].id
 }
 
 func (g *generator) pickID(i *integration, endpoint string) any {
@@ -233,7 +246,7 @@ func allSpecs() []spec {
 		},
 		{endpoint: hris("employments"), perMain: 1.2,
 			gen: func(g *generator, i *integration, r *record) {
-				r.fields = withBase(map[string]any{"employee_id": g.pickID(i, "employees")}, employmentFields(g))
+				r.fields = withBase(map[string]any{"employee_id": g.cycleID(i, "employees", "employments")}, employmentFields(g))
 			},
 			update: func(g *generator, _ *integration, r *record) {
 				r.fields["pay_rate"] = float64(30000 + g.intn(90000))
@@ -243,7 +256,7 @@ func allSpecs() []spec {
 		{endpoint: hris("time-off-balances"), perMain: 1,
 			gen: func(g *generator, i *integration, r *record) {
 				unit := g.pick("DAYS", "HOURS")
-				r.fields = withBase(map[string]any{"employee_id": g.pickID(i, "employees"), "type_id": g.pickID(i, "absence-types"),
+				r.fields = withBase(map[string]any{"employee_id": g.cycleID(i, "employees", "time-off-balances"), "type_id": g.pickID(i, "absence-types"),
 					"balance": float64(g.intn(300)) / 10, "balance_unit": unit, "used": float64(g.intn(100)) / 10, "used_unit": unit}, noRemoteData)
 			},
 			update: func(g *generator, _ *integration, r *record) {
@@ -453,7 +466,7 @@ func allSpecs() []spec {
 			gen: func(g *generator, i *integration, r *record) {
 				r.fields = withBase(map[string]any{
 					"outcome": "PENDING", "rejection_reason_name": nil, "rejected_at": nil,
-					"current_stage_id": g.pickID(i, "application-stages"), "job_id": g.pickID(i, "jobs"), "candidate_id": g.pickID(i, "candidates"),
+					"current_stage_id": g.pickID(i, "application-stages"), "job_id": g.pickID(i, "jobs"), "candidate_id": g.cycleID(i, "candidates", "applications"),
 					"screening_question_answers": []any{}, "custom_fields": map[string]any{}, "integration_fields": []any{},
 					"remote_url": nil, "remote_created_at": g.day(1500), "remote_updated_at": nil,
 				}, noRemoteData)
@@ -539,7 +552,7 @@ func genEmployee(g *generator, i *integration, r *record) {
 		"weekly_hours": float64(20 + g.intn(21)), "avatar": nil,
 		"work_location_id": g.pickID(i, "locations"), "legal_entity_id": g.pickID(i, "legal-entities"), "manager_id": g.pickID(i, "employees"),
 		"home_address": g.address(), "bank_accounts": []any{},
-		"date_of_birth": g.day(15000), "start_date": g.day(2000), "termination_date": nil, "remote_created_at": g.day(2000),
+		"date_of_birth": g.dayFrom(1960, 14000), "start_date": g.day(2000), "termination_date": nil, "remote_created_at": g.day(2000),
 		"custom_fields": map[string]any{"shirt_size": g.pick("S", "M", "L")}, "integration_fields": []any{},
 		"_group_ids": g.pickIDs(i, "groups", 1+g.intn(2)),
 	}, noRemoteData)

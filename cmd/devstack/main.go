@@ -1,6 +1,6 @@
 // Command devstack runs kombosync's local stack without Docker: a PostgreSQL cluster and the
 // Temporal dev server (SQLite file, Web UI on :8233) with state under .data/, then the project's
-// worker and gateway. `make dev` runs `devstack up`, `make dev-stop` runs `devstack down`.
+// Kombo emulator, worker and gateway. `make dev` runs `devstack up`, `make dev-stop` runs `devstack down`.
 //
 // Re-running up is safe: Postgres and Temporal are started only if they are not running; the
 // project's own programs are restarted so they run the binaries just built.
@@ -34,6 +34,7 @@ const (
 	temporalUIPort  = 8233
 	gatewayPort     = 8080
 	workerPort      = 9090
+	emulatorPort    = 8090
 	postgresDB      = "kombo"
 	temporalAddress = "127.0.0.1:7233"
 )
@@ -94,6 +95,7 @@ func newStack(root string) *stack {
 		Args: args, StateDir: filepath.Join(data, "temporal")}
 	logs := filepath.Join(data, "run")
 	s.programs = []*localstack.Process{
+		{Name: "komboemu", Path: filepath.Join(root, "bin", "komboemu"), StateDir: logs},
 		{Name: "worker", Path: filepath.Join(root, "bin", "worker"), StateDir: logs},
 		{Name: "webhookgw", Path: filepath.Join(root, "bin", "webhookgw"), StateDir: logs},
 	}
@@ -140,7 +142,11 @@ func (s *stack) up(ctx context.Context, stdout io.Writer) error {
 		return err
 	}
 
-	listen := map[string]string{"worker": fmt.Sprintf("127.0.0.1:%d", workerPort), "webhookgw": fmt.Sprintf("127.0.0.1:%d", gatewayPort)}
+	listen := map[string]string{
+		"komboemu":  fmt.Sprintf("127.0.0.1:%d", emulatorPort),
+		"worker":    fmt.Sprintf("127.0.0.1:%d", workerPort),
+		"webhookgw": fmt.Sprintf("127.0.0.1:%d", gatewayPort),
+	}
 	for _, p := range s.programs {
 		if err := p.Stop(10 * time.Second); err != nil {
 			return fmt.Errorf("stop old %s: %w", p.Name, err)
@@ -189,10 +195,12 @@ func (s *stack) status(ctx context.Context, stdout io.Writer) {
 	fmt.Fprintf(stdout, "%-10s %-8s %s  (log .data/postgres/postgres.log)\n", "postgres", state(s.postgres.Running(ctx)), s.postgres.URL(postgresDB))
 	fmt.Fprintf(stdout, "%-10s %-8s %s  Web UI http://localhost:%d  (log .data/temporal/temporal.log)\n", "temporal",
 		state(s.temporal.Pid() != 0), temporalAddress, temporalUIPort)
+	fmt.Fprintf(stdout, "%-10s %-8s http://127.0.0.1:%d/v1 (Kombo API), /_emulator (control)  (log .data/run/komboemu.log)\n", "komboemu",
+		state(s.programs[0].Pid() != 0), emulatorPort)
 	fmt.Fprintf(stdout, "%-10s %-8s http://127.0.0.1:%d/metrics  (log .data/run/worker.log)\n", "worker",
-		state(s.programs[0].Pid() != 0), workerPort)
-	fmt.Fprintf(stdout, "%-10s %-8s http://127.0.0.1:%d/healthz  (log .data/run/webhookgw.log)\n", "webhookgw",
-		state(s.programs[1].Pid() != 0), gatewayPort)
+		state(s.programs[1].Pid() != 0), workerPort)
+	fmt.Fprintf(stdout, "%-10s %-8s http://127.0.0.1:%d/webhooks/kombo, /healthz  (log .data/run/webhookgw.log)\n", "webhookgw",
+		state(s.programs[2].Pid() != 0), gatewayPort)
 }
 
 func (s *stack) envFile() string { return filepath.Join(s.data, "dev.env") }
@@ -223,11 +231,17 @@ func (s *stack) devEnv() ([]string, error) {
 		"TEMPORAL_ADDRESS=" + temporalAddress,
 		"TEMPORAL_NAMESPACE=default",
 		"KOMBO_API_KEY=dev-api-key",
-		"KOMBO_BASE_URL=http://127.0.0.1:8090/v1",
+		fmt.Sprintf("KOMBO_BASE_URL=http://127.0.0.1:%d/v1", emulatorPort),
 		"KOMBO_WEBHOOK_SECRET=" + secret,
 		fmt.Sprintf("WEBHOOK_LISTEN_ADDR=127.0.0.1:%d", gatewayPort),
 		fmt.Sprintf("METRICS_LISTEN_ADDR=127.0.0.1:%d", workerPort),
 		"LOG_FORMAT=json",
+		// The emulator: two demo integrations, webhooks signed for the gateway.
+		fmt.Sprintf("KOMBOEMU_LISTEN_ADDR=127.0.0.1:%d", emulatorPort),
+		"KOMBOEMU_API_KEY=dev-api-key",
+		fmt.Sprintf("KOMBOEMU_WEBHOOK_URL=http://127.0.0.1:%d/webhooks/kombo", gatewayPort),
+		"KOMBOEMU_WEBHOOK_SECRET=" + secret,
+		"KOMBOEMU_INTEGRATIONS=personio:demo-hris=hris:200,greenhouse:demo-ats=ats:100",
 	}
 	content := "# Written by devstack: the local stack's settings. Secrets are for local use only.\n" +
 		strings.Join(env, "\n") + "\n"
