@@ -198,7 +198,7 @@ func (c *control) setChurn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if len(c.e.Integrations()) == 0 || !containsStr(c.e.Integrations(), id) {
+	if !containsStr(c.e.Integrations(), id) {
 		fail(w, fmt.Errorf("%w %s", ErrUnknownIntegration, id))
 		return
 	}

@@ -125,7 +125,7 @@ func (e *Emulator) CreateIntegration(s IntegrationSpec) error {
 		}
 		n := max(sp.min, int(float64(s.Records)*sp.perMain))
 		for range n {
-			i.create(sp.endpoint.Name, now)
+			i.create(sp.endpoint.Name, now, false)
 		}
 	}
 	e.mu.Lock()
@@ -140,12 +140,16 @@ func (e *Emulator) CreateIntegration(s IntegrationSpec) error {
 	return nil
 }
 
-// create makes a new record of endpoint from the generator.
-func (i *integration) create(endpoint string, now time.Time) *record {
+// create makes a new record of endpoint from the generator. With propagate, the records
+// embedding it change too (an employee gaining an employment); seeding skips that, as every
+// record is new anyway.
+func (i *integration) create(endpoint string, now time.Time, propagate bool) *record {
 	r := &record{id: i.gen.id(), remoteID: i.gen.remoteID()}
 	specByName(i.category, endpoint).gen(i.gen, i, r)
 	i.insert(endpoint, r, now)
-	// Records embedding the new one (an employee gaining an employment) changed too.
+	if !propagate {
+		return r
+	}
 	for _, rel := range relations {
 		if rel.child == endpoint && rel.kind == childRef {
 			for _, p := range i.parentsVia(rel, r) {
@@ -209,6 +213,15 @@ func (e *Emulator) SendRemoteEventReceived(integrationID string) error {
 	}
 	e.hooks.send(kombo.EventRemoteEventReceived, map[string]any{"integration_id": i.id, "integration_tool": i.tool, "integration_category": string(i.category)})
 	return nil
+}
+
+// SendConnectionFlowFailed sends connection-flow-failed: a customer's attempt to connect a tool
+// failed, so there is no integration.
+func (e *Emulator) SendConnectionFlowFailed(tool string, category kombo.Category) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.hooks.send(kombo.EventConnectionFlowFailed, map[string]any{"integration_tool": tool, "integration_category": string(category),
+		"end_user": endUserJSON(kombo.EndUser{OrganizationName: "Prospect Inc"}), "log_url": "https://app.kombo.dev/env/emulator/logs/connect"})
 }
 
 // SetState changes the integration's state (ACTIVE, INVALID, INACTIVE) and sends

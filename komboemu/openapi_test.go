@@ -235,6 +235,7 @@ func TestWebhookBodiesMatchTheOpenAPIDocument(t *testing.T) {
 	require.NoError(t, emu.SendSyncFinished(id, kombo.SyncAuthenticationFailed))
 	require.NoError(t, emu.SetState(id, kombo.IntegrationInactive))
 	require.NoError(t, emu.DeleteIntegration(id))
+	emu.SendConnectionFlowFailed("personio", kombo.CategoryHRIS)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(t, emu.WaitWebhooks(ctx))
@@ -248,7 +249,7 @@ func TestWebhookBodiesMatchTheOpenAPIDocument(t *testing.T) {
 		validate(t, sch, body, env.Type+" webhook")
 	}
 	for _, typ := range []string{kombo.EventIntegrationCreated, kombo.EventSyncFinished, kombo.EventDataChanged,
-		kombo.EventIntegrationStateChanged, kombo.EventIntegrationDeleted} {
+		kombo.EventIntegrationStateChanged, kombo.EventIntegrationDeleted, kombo.EventConnectionFlowFailed} {
 		require.True(t, seen[typ], "no %s webhook was sent", typ)
 	}
 }

@@ -148,6 +148,7 @@ func faultError(f Fault) *apiError {
 type listRequest struct {
 	integration    *integration
 	endpoint       string
+	spec           *spec
 	pageSize       int
 	after          uint64 // the cursor's last seq
 	updatedAfter   time.Time
@@ -293,7 +294,7 @@ func invalid(format string, args ...any) *apiError {
 
 func (e *Emulator) parseList(r *http.Request, i *integration, name string) (*listRequest, *apiError) {
 	q := r.URL.Query()
-	req := &listRequest{integration: i, endpoint: name, pageSize: 100, filters: map[string][]string{}}
+	req := &listRequest{integration: i, endpoint: name, spec: specByName(i.category, name), pageSize: 100, filters: map[string][]string{}}
 	if v := q.Get("page_size"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > kombo.MaxPageSize {
@@ -317,12 +318,11 @@ func (e *Emulator) parseList(r *http.Request, i *integration, name string) (*lis
 	}
 	req.ids = splitList(q.Get("ids"))
 	req.remoteIDs = splitList(q.Get("remote_ids"))
-	s := specByName(i.category, name)
 	for k := range q {
 		if slices.Contains(paramsOfEveryList, k) {
 			continue
 		}
-		if _, ok := s.filters[k]; ok {
+		if _, ok := req.spec.filters[k]; ok {
 			req.filters[k] = splitList(q.Get(k))
 		} else {
 			req.unsupported = true // a filter of Kombo's this emulator (like some tools) cannot apply
@@ -421,9 +421,8 @@ func (req *listRequest) matches(r *record) bool {
 	if len(req.remoteIDs) > 0 && (r.remoteID == nil || !slices.Contains(req.remoteIDs, *r.remoteID)) {
 		return false
 	}
-	s := specByName(req.integration.category, req.endpoint)
 	for k, vs := range req.filters {
-		if !s.filters[k](r, vs) {
+		if !req.spec.filters[k](r, vs) {
 			return false
 		}
 	}
