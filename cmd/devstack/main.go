@@ -199,7 +199,7 @@ func (s *stack) status(ctx context.Context, stdout io.Writer) {
 		state(s.programs[0].Pid() != 0), emulatorPort)
 	fmt.Fprintf(stdout, "%-10s %-8s http://127.0.0.1:%d/metrics  (log .data/run/worker.log)\n", "worker",
 		state(s.programs[1].Pid() != 0), workerPort)
-	fmt.Fprintf(stdout, "%-10s %-8s http://127.0.0.1:%d/webhooks/kombo, /healthz  (log .data/run/webhookgw.log)\n", "webhookgw",
+	fmt.Fprintf(stdout, "%-10s %-8s http://127.0.0.1:%d/healthz  (log .data/run/webhookgw.log)\n", "webhookgw",
 		state(s.programs[2].Pid() != 0), gatewayPort)
 }
 
