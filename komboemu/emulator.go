@@ -160,6 +160,18 @@ func (i *integration) create(endpoint string, now time.Time, propagate bool) *re
 	return r
 }
 
+// withIntegration runs f on the integration under the lock.
+func (e *Emulator) withIntegration(id string, f func(*integration)) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i, err := e.integration(id)
+	if err != nil {
+		return err
+	}
+	f(i)
+	return nil
+}
+
 func (e *Emulator) integration(id string) (*integration, error) {
 	i, ok := e.integrations[id]
 	if !ok || i.deleted {
@@ -170,27 +182,17 @@ func (e *Emulator) integration(id string) (*integration, error) {
 
 // FinishFirstSync ends the first-sync-pending phase and sends sync-finished SUCCEEDED.
 func (e *Emulator) FinishFirstSync(integrationID string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	i, err := e.integration(integrationID)
-	if err != nil {
-		return err
-	}
-	i.firstSyncPending = false
-	e.sendSyncFinished(i, kombo.SyncSucceeded)
-	return nil
+	return e.withIntegration(integrationID, func(i *integration) {
+		i.firstSyncPending = false
+		e.sendSyncFinished(i, kombo.SyncSucceeded)
+	})
 }
 
 // SendSyncFinished sends a sync-finished webhook with any state, known or not.
 func (e *Emulator) SendSyncFinished(integrationID, state string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	i, err := e.integration(integrationID)
-	if err != nil {
-		return err
-	}
-	e.sendSyncFinished(i, state)
-	return nil
+	return e.withIntegration(integrationID, func(i *integration) {
+		e.sendSyncFinished(i, state)
+	})
 }
 
 func (e *Emulator) sendSyncFinished(i *integration, state string) {
@@ -205,14 +207,9 @@ func (e *Emulator) sendSyncFinished(i *integration, state string) {
 
 // SendRemoteEventReceived sends the legacy remote-event-received webhook.
 func (e *Emulator) SendRemoteEventReceived(integrationID string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	i, err := e.integration(integrationID)
-	if err != nil {
-		return err
-	}
-	e.hooks.send(kombo.EventRemoteEventReceived, map[string]any{"integration_id": i.id, "integration_tool": i.tool, "integration_category": string(i.category)})
-	return nil
+	return e.withIntegration(integrationID, func(i *integration) {
+		e.hooks.send(kombo.EventRemoteEventReceived, map[string]any{"integration_id": i.id, "integration_tool": i.tool, "integration_category": string(i.category)})
+	})
 }
 
 // SendConnectionFlowFailed sends connection-flow-failed: a customer's attempt to connect a tool
@@ -228,50 +225,35 @@ func (e *Emulator) SendConnectionFlowFailed(tool string, category kombo.Category
 // integration-state-changed. INVALID answers reads with INTEGRATION.AUTHENTICATION_INVALID,
 // INACTIVE with INTEGRATION.INACTIVE.
 func (e *Emulator) SetState(integrationID, state string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	i, err := e.integration(integrationID)
-	if err != nil {
-		return err
-	}
-	i.state = state
-	e.hooks.send(kombo.EventIntegrationStateChanged, map[string]any{
-		"integration_tool": i.tool, "integration_id": i.id, "integration_category": string(i.category), "end_user": endUserJSON(i.endUser),
-		"qa_status": "PASSED", "setup_status": "COMPLETED", "state": state, "updated_at": kombo.FormatTime(e.now()),
+	return e.withIntegration(integrationID, func(i *integration) {
+		i.state = state
+		e.hooks.send(kombo.EventIntegrationStateChanged, map[string]any{
+			"integration_tool": i.tool, "integration_id": i.id, "integration_category": string(i.category), "end_user": endUserJSON(i.endUser),
+			"qa_status": "PASSED", "setup_status": "COMPLETED", "state": state, "updated_at": kombo.FormatTime(e.now()),
+		})
 	})
-	return nil
 }
 
 // DisableModel makes an endpoint answer INTEGRATION.MODEL_NOT_AVAILABLE for this integration,
 // or, with permissionMissing, INTEGRATION.PERMISSION_MISSING.
 func (e *Emulator) DisableModel(integrationID string, ep kombo.Endpoint, permissionMissing bool) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	i, err := e.integration(integrationID)
-	if err != nil {
-		return err
-	}
-	if permissionMissing {
-		i.missingPermissions[ep.Name] = true
-	} else {
-		i.disabledModels[ep.Name] = true
-	}
-	return nil
+	return e.withIntegration(integrationID, func(i *integration) {
+		if permissionMissing {
+			i.missingPermissions[ep.Name] = true
+		} else {
+			i.disabledModels[ep.Name] = true
+		}
+	})
 }
 
 // DeleteIntegration deletes the integration (its API answers INTEGRATION_NOT_FOUND) and sends
 // integration-deleted.
 func (e *Emulator) DeleteIntegration(integrationID string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	i, err := e.integration(integrationID)
-	if err != nil {
-		return err
-	}
-	i.deleted = true
-	e.hooks.send(kombo.EventIntegrationDeleted, map[string]any{"id": i.id, "tool": i.tool, "category": string(i.category),
-		"end_user": endUserJSON(i.endUser), "deleted_at": kombo.FormatTime(e.now())})
-	return nil
+	return e.withIntegration(integrationID, func(i *integration) {
+		i.deleted = true
+		e.hooks.send(kombo.EventIntegrationDeleted, map[string]any{"id": i.id, "tool": i.tool, "category": string(i.category),
+			"end_user": endUserJSON(i.endUser), "deleted_at": kombo.FormatTime(e.now())})
+	})
 }
 
 // Integrations lists the ids of the integrations that are not deleted, sorted.
