@@ -1,0 +1,148 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kombosync/kombosync/kombo"
+)
+
+// upsertPage writes one page of records and their change rows in a single statement.
+//
+//   - prev: the stored versions, read in the statement's snapshot before it writes;
+//   - up: inserts new records and updates changed ones. The WHERE of DO UPDATE makes an unchanged
+//     record cost no write at all (no new row version, no change row). A version fetched before
+//     the stored one (a zombie attempt finishing late) is not applied either;
+//   - ch: one change row per written record, with the op and the changed top-level fields;
+//   - run: the run's counts and next cursor, so its progress never disagrees with the data.
+//
+// Callers hold the (integration, endpoint) advisory lock, so prev cannot go stale under it.
+const upsertPage = `
+with incoming as (
+	select * from unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
+		as t(id, remote_id, data, changed_at, remote_deleted_at)
+), prev as (
+	select r.id, r.data, r.deleted_at
+	from kombo.records r join incoming i on r.id = i.id
+	where r.integration_id = $1 and r.endpoint = $2
+), up as (
+	insert into kombo.records as r (integration_id, endpoint, id, remote_id, data, changed_at, remote_deleted_at,
+		deleted_at, first_seen_at, last_seen_at, fetched_at, fetch_run_id)
+	select $1, $2, i.id, i.remote_id, i.data::jsonb, i.changed_at, i.remote_deleted_at,
+		case when i.remote_deleted_at is not null then $8::timestamptz end, $8, $8, $8, $9
+	from incoming i
+	on conflict (integration_id, endpoint, id) do update set
+		remote_id = excluded.remote_id,
+		data = excluded.data,
+		changed_at = excluded.changed_at,
+		remote_deleted_at = excluded.remote_deleted_at,
+		deleted_at = case when excluded.remote_deleted_at is null then null else coalesce(r.deleted_at, excluded.deleted_at) end,
+		last_seen_at = excluded.last_seen_at,
+		fetched_at = excluded.fetched_at,
+		fetch_run_id = excluded.fetch_run_id
+	where (r.data is distinct from excluded.data
+			or (r.deleted_at is not null and excluded.remote_deleted_at is null))
+		and r.fetched_at <= excluded.fetched_at
+	returning r.id, r.data, r.deleted_at
+), ch as (
+	insert into kombo.changes (integration_id, endpoint, record_id, op, diff, fetch_run_id, recorded_at)
+	select $1, $2, u.id,
+		case
+			when p.id is null and u.deleted_at is null then 'created'
+			when p.id is null then 'deleted'
+			when p.deleted_at is not null and u.deleted_at is null then 'restored'
+			when p.deleted_at is null and u.deleted_at is not null then 'deleted'
+			else 'updated'
+		end,
+		case when p.id is not null then (
+			select coalesce(jsonb_object_agg(k, jsonb_build_array(p.data -> k, u.data -> k)), '{}'::jsonb)
+			from jsonb_object_keys(p.data || u.data) as k
+			where (p.data -> k) is distinct from (u.data -> k)
+		) end,
+		$9, $8
+	from up u left join prev p on p.id = u.id
+	returning op
+), counts as (
+	select
+		count(*) filter (where op = 'created') as inserted,
+		count(*) filter (where op = 'updated') as updated,
+		count(*) filter (where op = 'deleted') as deleted,
+		count(*) filter (where op = 'restored') as restored
+	from ch
+), run as (
+	update kombo.fetch_runs f set
+		next_cursor = nullif($10, ''), pages = pages + 1, fetched = fetched + $11,
+		inserted = f.inserted + c.inserted, updated = f.updated + c.updated,
+		deleted = f.deleted + c.deleted, restored = f.restored + c.restored,
+		unchanged = f.unchanged + $11 - c.inserted - c.updated - c.deleted - c.restored
+	from counts c
+	where f.id = $9 and f.finished_at is null
+	returning f.id
+)
+select inserted, updated, deleted, restored, (select count(*) from run) from counts`
+
+// ApplyPage writes one fetched page in one transaction: the records (nothing for unchanged ones),
+// a change row per real change, and the run's counts and next cursor (page.Next), so the run's
+// progress never disagrees with the data. fetchedAt is when the page was fetched. It returns the
+// page's counts. The run must have been started (StartRun).
+func (s *Store) ApplyPage(ctx context.Context, run Run, page *kombo.Page, fetchedAt time.Time) (Counts, error) {
+	recs := dedupe(page.Records)
+	n := len(recs)
+	ids, remoteIDs, data := make([]string, n), make([]*string, n), make([]string, n)
+	changedAt, deletedAt := make([]time.Time, n), make([]*time.Time, n)
+	for i, r := range recs {
+		ids[i], data[i], changedAt[i], deletedAt[i] = r.ID, string(r.Raw), r.ChangedAt, r.RemoteDeletedAt
+		if r.RemoteID != "" {
+			remoteIDs[i] = &r.RemoteID
+		}
+	}
+	c := Counts{Pages: 1, Fetched: len(page.Records)}
+	var runs int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		// One writer per (integration, endpoint) at a time: a retried attempt and its zombie
+		// predecessor take turns instead of interleaving.
+		b.Queue(`select pg_advisory_xact_lock(hashtextextended($1, 0))`, run.Endpoint.String()+" "+run.IntegrationID) // unambiguous: endpoints hold no space
+		b.Queue(upsertPage, run.IntegrationID, run.Endpoint.String(), ids, remoteIDs, data, changedAt, deletedAt,
+			fetchedAt, run.ID, page.Next, len(page.Records)).
+			QueryRow(func(row pgx.Row) error {
+				return row.Scan(&c.Inserted, &c.Updated, &c.Deleted, &c.Restored, &runs)
+			})
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		if runs == 0 {
+			// The run finished (or was never started) while this page was fetched, by another
+			// attempt: this one is a zombie, and writes nothing.
+			return ErrRunNotOpen
+		}
+		return nil
+	})
+	if err != nil {
+		return Counts{}, fmt.Errorf("apply page of %s %s: %w", run.IntegrationID, run.Endpoint, err)
+	}
+	c.Unchanged = c.Fetched - c.Written()
+	return c, nil
+}
+
+// ErrRunNotOpen: the page's run is finished or unknown.
+var ErrRunNotOpen = errors.New("fetch run is not open")
+
+// dedupe keeps the last of records sharing an id: one statement cannot write a row twice.
+func dedupe(recs []kombo.Record) []kombo.Record {
+	seen := make(map[string]int, len(recs))
+	out := make([]kombo.Record, 0, len(recs))
+	for _, r := range recs {
+		if i, ok := seen[r.ID]; ok {
+			out[i] = r
+			continue
+		}
+		seen[r.ID] = len(out)
+		out = append(out, r)
+	}
+	return out
+}

@@ -1,0 +1,200 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kombosync/kombosync/kombo"
+)
+
+// DBTX is what the store runs statements on: a pool, a connection or a transaction.
+type DBTX interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Store is kombosync's Postgres access.
+type Store struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// New returns a store on the pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, now: time.Now} }
+
+// Pool is the store's connection pool.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Run kinds.
+const (
+	KindDelta = "delta"
+	KindFull  = "full"
+)
+
+// Run identifies one endpoint pass (a kombo.fetch_runs row). Its ID is chosen by the caller and
+// stays the same across retries of the pass, which is what lets a retry resume.
+type Run struct {
+	ID            string
+	IntegrationID string
+	Endpoint      kombo.Endpoint
+	Kind          string
+	UpdatedAfter  *time.Time
+}
+
+// Counts are what a pass did to the records it fetched.
+type Counts struct {
+	Pages     int `json:"pages"`
+	Fetched   int `json:"fetched"`
+	Inserted  int `json:"inserted"`
+	Updated   int `json:"updated"`
+	Unchanged int `json:"unchanged"`
+	Deleted   int `json:"deleted"`
+	Restored  int `json:"restored"`
+}
+
+// Add sums two counts.
+func (c Counts) Add(o Counts) Counts {
+	return Counts{c.Pages + o.Pages, c.Fetched + o.Fetched, c.Inserted + o.Inserted, c.Updated + o.Updated,
+		c.Unchanged + o.Unchanged, c.Deleted + o.Deleted, c.Restored + o.Restored}
+}
+
+// Written is how many records the counts changed.
+func (c Counts) Written() int { return c.Inserted + c.Updated + c.Deleted + c.Restored }
+
+// Progress is how far a run got: the cursor of the next page (empty: from the start, or done when
+// Finished) and the counts so far.
+type Progress struct {
+	NextCursor string
+	Counts     Counts
+	Restarts   int
+	Finished   bool
+	Outcome    string
+}
+
+// Run outcomes.
+const (
+	OutcomeRunning          = "running"
+	OutcomeSucceeded        = "succeeded"
+	OutcomeModelUnavailable = "model_unavailable"
+	OutcomeFailed           = "failed"
+)
+
+// StartRun records the run unless it exists and returns its progress, so a retried attempt
+// continues where the last committed page left it.
+func (s *Store) StartRun(ctx context.Context, r Run) (Progress, error) {
+	if r.Kind != KindDelta && r.Kind != KindFull {
+		return Progress{}, fmt.Errorf("start run %s: kind must be delta or full, not %q", r.ID, r.Kind)
+	}
+	_, err := s.pool.Exec(ctx, `
+		insert into kombo.fetch_runs (id, integration_id, endpoint, kind, updated_after, started_at)
+		values ($1, $2, $3, $4, $5, $6)
+		on conflict (id) do nothing`,
+		r.ID, r.IntegrationID, r.Endpoint.String(), r.Kind, r.UpdatedAfter, s.now())
+	if err != nil {
+		return Progress{}, fmt.Errorf("start run %s: %w", r.ID, err)
+	}
+	return s.RunProgress(ctx, r.ID)
+}
+
+// RunProgress reads a run's progress.
+func (s *Store) RunProgress(ctx context.Context, runID string) (Progress, error) {
+	var p Progress
+	var cursor *string
+	var finished *time.Time
+	err := s.pool.QueryRow(ctx, `
+		select next_cursor, pages, fetched, inserted, updated, unchanged, deleted, restored, restarts, finished_at, outcome
+		from kombo.fetch_runs where id = $1`, runID).
+		Scan(&cursor, &p.Counts.Pages, &p.Counts.Fetched, &p.Counts.Inserted, &p.Counts.Updated, &p.Counts.Unchanged,
+			&p.Counts.Deleted, &p.Counts.Restored, &p.Restarts, &finished, &p.Outcome)
+	if err != nil {
+		return Progress{}, fmt.Errorf("read run %s: %w", runID, err)
+	}
+	if cursor != nil {
+		p.NextCursor = *cursor
+	}
+	p.Finished = finished != nil
+	return p, nil
+}
+
+// RestartRun forgets a run's cursor after Kombo rejected it: the pass starts over. Its writes
+// are idempotent, so records already written are found unchanged.
+func (s *Store) RestartRun(ctx context.Context, runID string) error {
+	_, err := s.pool.Exec(ctx, `update kombo.fetch_runs set next_cursor = null, restarts = restarts + 1 where id = $1`, runID)
+	if err != nil {
+		return fmt.Errorf("restart run %s: %w", runID, err)
+	}
+	return nil
+}
+
+// FinishRun records the run's outcome. A finished run stays finished: a late duplicate call of a
+// zombie attempt does not change it.
+func (s *Store) FinishRun(ctx context.Context, runID, outcome, errText string) error {
+	_, err := s.pool.Exec(ctx, `
+		update kombo.fetch_runs set finished_at = $2, outcome = $3, error = nullif($4, ''), next_cursor = null
+		where id = $1 and finished_at is null`, runID, s.now(), outcome, errText)
+	if err != nil {
+		return fmt.Errorf("finish run %s: %w", runID, err)
+	}
+	return nil
+}
+
+// FailRun records an attempt's error on a run that goes on (it will be retried), or ends it when
+// final is set.
+func (s *Store) FailRun(ctx context.Context, runID string, runErr error, final bool) error {
+	if final {
+		return s.FinishRun(ctx, runID, OutcomeFailed, runErr.Error())
+	}
+	_, err := s.pool.Exec(ctx, `update kombo.fetch_runs set error = $2 where id = $1 and finished_at is null`, runID, runErr.Error())
+	if err != nil {
+		return fmt.Errorf("record error of run %s: %w", runID, err)
+	}
+	return nil
+}
+
+// Watermark is the sync position of one (integration, endpoint).
+type Watermark struct {
+	UpdatedAfter   *time.Time // nil: no complete fetch yet
+	LastFullPassAt *time.Time
+}
+
+// Watermark reads the watermark; a missing one is the zero Watermark.
+func (s *Store) Watermark(ctx context.Context, integrationID string, ep kombo.Endpoint) (Watermark, error) {
+	var w Watermark
+	err := s.pool.QueryRow(ctx, `select updated_after, last_full_pass_at from kombo.watermarks
+		where integration_id = $1 and endpoint = $2`, integrationID, ep.String()).Scan(&w.UpdatedAfter, &w.LastFullPassAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Watermark{}, nil
+	}
+	if err != nil {
+		return Watermark{}, fmt.Errorf("read watermark %s %s: %w", integrationID, ep, err)
+	}
+	return w, nil
+}
+
+// AdvanceWatermark sets updated_after for the next delta (and, for a full pass, the time of the
+// last complete full pass). It never moves backwards, so a late or replayed call is harmless.
+func (s *Store) AdvanceWatermark(ctx context.Context, integrationID string, ep kombo.Endpoint, updatedAfter time.Time, fullPass bool) error {
+	var full *time.Time
+	if fullPass {
+		full = &updatedAfter
+	}
+	_, err := s.pool.Exec(ctx, `
+		insert into kombo.watermarks as w (integration_id, endpoint, updated_after, last_full_pass_at, updated_at)
+		values ($1, $2, $3, $4, now())
+		on conflict (integration_id, endpoint) do update set
+			updated_after = greatest(w.updated_after, excluded.updated_after),
+			last_full_pass_at = greatest(w.last_full_pass_at, excluded.last_full_pass_at),
+			updated_at = now()`,
+		integrationID, ep.String(), updatedAfter, full)
+	if err != nil {
+		return fmt.Errorf("advance watermark %s %s: %w", integrationID, ep, err)
+	}
+	return nil
+}
