@@ -24,7 +24,7 @@ type Faults struct {
 	ErrorRate     float64       // share of list requests answered 500 PLATFORM.UNKNOWN_ERROR
 	RateLimitRate float64       // share answered 429 PLATFORM.RATE_LIMIT_EXCEEDED
 	RetryAfter    time.Duration // Retry-After sent with those 429s; none when zero
-	DropRate      float64       // share whose connection is closed without an answer
+	DropRate      float64       // share whose connection is cut in the middle of the answer
 	Latency       time.Duration // added to every list answer
 	Webhooks      WebhookFaults
 }
@@ -38,7 +38,7 @@ const (
 	FaultRateLimit         Fault = "rate-limit"          // 429 PLATFORM.RATE_LIMIT_EXCEEDED, no Retry-After
 	FaultRateLimitRetry    Fault = "rate-limit-retry"    // the same with Retry-After: 2
 	FaultConcurrencyLimit  Fault = "concurrency-limit"   // 429 PLATFORM.CONCURRENCY_LIMIT_EXCEEDED
-	FaultDrop              Fault = "drop"                // connection closed without an answer
+	FaultDrop              Fault = "drop"                // connection cut in the middle of the answer
 	FaultBareGateway       Fault = "bare-503"            // a load balancer's 503 with an HTML body
 	FaultTimeoutTask       Fault = "task-timed-out"      // 504 PLATFORM.TASK_TIMED_OUT
 	FaultUnknownRemote     Fault = "remote-unknown-http" // 502 REMOTE.UNKNOWN_HTTP_ERROR
@@ -224,15 +224,20 @@ func (e *Emulator) pickFault() (Fault, time.Duration) {
 	return "", 0
 }
 
+// dropConnection cuts the connection in the middle of an answer. (Closing it before any byte
+// would be invisible: Go's and most HTTP clients silently resend an idempotent GET then.)
 func dropConnection(w http.ResponseWriter) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		panic(http.ErrAbortHandler)
 	}
-	conn, _, err := hj.Hijack()
-	if err == nil {
-		conn.Close()
+	conn, buf, err := hj.Hijack()
+	if err != nil {
+		return
 	}
+	defer conn.Close()
+	_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{\"status\":\"success\",\"data\":{\"next\":")
+	_ = buf.Flush()
 }
 
 // list answers a list request. Call with e.mu held.

@@ -15,9 +15,12 @@ import (
 	"go.temporal.io/sdk/worker"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kombosync/kombosync/activities"
 	"github.com/kombosync/kombosync/config"
 	"github.com/kombosync/kombosync/internal/service"
+	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/migrations"
+	"github.com/kombosync/kombosync/store"
 )
 
 func main() {
@@ -50,8 +53,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer tc.Close()
 
+	kc, err := kombo.New(kombo.Options{BaseURL: cfg.KomboBaseURL, APIKey: cfg.KomboAPIKey.Reveal(), UserAgent: "kombosync-worker"})
+	if err != nil {
+		return err
+	}
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
-	register(w)
+	register(w, &activities.Activities{Kombo: kc, Store: store.New(pool)})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -72,6 +79,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	return err
 }
 
-// register adds every workflow and activity this worker runs. The sync workflows and their
-// activities are added by the issues that build them (see README, "Status").
-func register(w worker.Registry) {}
+// register adds every workflow and activity this worker runs. The sync workflows are added by
+// the issue that builds them (see README, "Status").
+func register(w worker.Registry, acts *activities.Activities) {
+	w.RegisterActivity(acts)
+}

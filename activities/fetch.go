@@ -1,0 +1,232 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/kombosync/kombosync/kombo"
+	"github.com/kombosync/kombosync/store"
+)
+
+// Activities hold the dependencies of kombosync's activities. Workflows refer to them through a
+// nil *Activities, so registration and call sites cannot drift apart.
+type Activities struct {
+	Kombo *kombo.Client
+	Store *store.Store
+}
+
+// Application error types of FetchEndpoint, for the workflow to branch on with
+// errors.As(err, &appErr) and appErr.Type().
+const (
+	// ErrFirstSyncPending: the integration's first Kombo sync has not finished. Not retryable:
+	// the workflow waits on a durable timer or for sync-finished, then tries again.
+	ErrFirstSyncPending = "FirstSyncPending"
+	// ErrAuthFailed: the API key or the integration's credentials are invalid or lack a
+	// permission. Not retryable: someone has to fix them.
+	ErrAuthFailed = "AuthFailed"
+	// ErrIntegrationUnavailable: the integration is unknown, inactive, or its setup is not
+	// complete. Not retryable.
+	ErrIntegrationUnavailable = "IntegrationUnavailable"
+	// ErrInvalidInput: Kombo rejected the request. Not retryable.
+	ErrInvalidInput = "InvalidInput"
+	// ErrRateLimited: retryable, after Kombo's Retry-After when it sent one.
+	ErrRateLimited = "RateLimited"
+	// ErrKomboUnavailable: 5xx, timeouts, dropped connections. Retryable.
+	ErrKomboUnavailable = "KomboUnavailable"
+	// ErrKombo: any other error answer. Not retryable.
+	ErrKombo = "KomboError"
+)
+
+// FetchEndpointInput is one pass over one endpoint of one integration.
+type FetchEndpointInput struct {
+	IntegrationID string
+	Endpoint      kombo.Endpoint
+	// UpdatedAfter limits the pass to records changed since then; nil fetches everything.
+	UpdatedAfter *time.Time
+	Kind         string // store.KindDelta or store.KindFull
+	// RunID names the pass (its kombo.fetch_runs row); it must stay the same across retries.
+	RunID string
+}
+
+// FetchEndpointResult is what the pass did.
+type FetchEndpointResult struct {
+	Outcome  string // store.OutcomeSucceeded or store.OutcomeModelUnavailable
+	Counts   store.Counts
+	Restarts int // passes restarted because Kombo rejected a cursor
+}
+
+// FetchProgress is the heartbeat: where the pass is and what it did so far. The resume point
+// itself is read from Postgres, where it is committed with each page; a heartbeat can be lost
+// with a crashed worker.
+type FetchProgress struct {
+	NextCursor string
+	Counts     store.Counts
+}
+
+// maxRestarts bounds how often one attempt restarts the pass after a rejected cursor.
+const maxRestarts = 3
+
+// ErrorDetails travel with FetchEndpoint's application errors.
+type ErrorDetails struct {
+	Code   string // Kombo's error.code
+	LogURL string // Kombo's log_url
+}
+
+// FetchEndpoint pages through an endpoint (page_size 250, include_deleted) into Postgres. Each
+// page is written in one transaction together with the cursor of the next, and only then
+// heartbeated, so a retried attempt continues after the last committed page and nothing is
+// applied twice. The next page is fetched while the current one is written.
+func (a *Activities) FetchEndpoint(ctx context.Context, in FetchEndpointInput) (FetchEndpointResult, error) {
+	if in.IntegrationID == "" || in.RunID == "" || in.Endpoint.Name == "" {
+		return FetchEndpointResult{}, temporal.NewNonRetryableApplicationError(
+			"fetch endpoint: integration, endpoint and run id are required", ErrInvalidInput, nil)
+	}
+	logger := activity.GetLogger(ctx)
+	run := store.Run{ID: in.RunID, IntegrationID: in.IntegrationID, Endpoint: in.Endpoint, Kind: in.Kind, UpdatedAfter: in.UpdatedAfter}
+	progress, err := a.Store.StartRun(ctx, run)
+	if err != nil {
+		return FetchEndpointResult{}, err // Postgres: retryable
+	}
+	if progress.Finished {
+		// A retry after the final commit: the pass is done.
+		return FetchEndpointResult{Outcome: progress.Outcome, Counts: progress.Counts, Restarts: progress.Restarts}, nil
+	}
+	if progress.Counts.Pages > 0 {
+		logger.Info("resuming pass", "integration_id", in.IntegrationID, "endpoint", in.Endpoint.String(),
+			"pages_done", progress.Counts.Pages, "restarts", progress.Restarts)
+	}
+	params := kombo.ListParams{PageSize: kombo.DefaultPageSize, IncludeDeleted: true}
+	if in.UpdatedAfter != nil {
+		params.UpdatedAfter = *in.UpdatedAfter
+	}
+	counts, cursor, restarts := progress.Counts, progress.NextCursor, progress.Restarts
+	for attemptRestarts := 0; ; {
+		params.Cursor = cursor
+		counts, err = a.pass(ctx, run, params, counts)
+		var apiErr *kombo.APIError
+		if errors.As(err, &apiErr) && apiErr.CursorRejected && attemptRestarts < maxRestarts {
+			// The saved or current cursor expired: start over. Writes are idempotent, so the
+			// records already written are found unchanged.
+			logger.Warn("kombo rejected the cursor; restarting the pass", "integration_id", in.IntegrationID,
+				"endpoint", in.Endpoint.String(), "error", err)
+			if err := a.Store.RestartRun(ctx, run.ID); err != nil {
+				return FetchEndpointResult{}, err
+			}
+			cursor, restarts = "", restarts+1
+			attemptRestarts++
+			continue
+		}
+		break
+	}
+	if err != nil {
+		return a.fail(ctx, run, err)
+	}
+	if err := a.Store.FinishRun(ctx, run.ID, store.OutcomeSucceeded, ""); err != nil {
+		return FetchEndpointResult{}, err
+	}
+	return FetchEndpointResult{Outcome: store.OutcomeSucceeded, Counts: counts, Restarts: restarts}, nil
+}
+
+// fetched is one page, or the error that ended fetching.
+type fetched struct {
+	page *kombo.Page
+	at   time.Time
+	err  error
+}
+
+// pass fetches and writes pages from params.Cursor to the end, returning the run's counts.
+// A fetcher goroutine stays one page ahead of the writer.
+func (a *Activities) pass(ctx context.Context, run store.Run, params kombo.ListParams, counts store.Counts) (store.Counts, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan fetched, 1) // one page in hand while the writer writes the one before
+	go func() {
+		defer close(pages)
+		for {
+			at := time.Now()
+			page, err := a.Kombo.ListPage(ctx, run.IntegrationID, run.Endpoint, params)
+			select {
+			case pages <- fetched{page, at, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || page.Next == "" {
+				return
+			}
+			params.Cursor = page.Next
+		}
+	}()
+	for f := range pages {
+		if f.err != nil {
+			return counts, f.err
+		}
+		c, err := a.Store.ApplyPage(ctx, run, f.page, f.at)
+		if err != nil {
+			return counts, err
+		}
+		counts = counts.Add(c)
+		activity.RecordHeartbeat(ctx, FetchProgress{NextCursor: f.page.Next, Counts: counts})
+	}
+	return counts, ctx.Err()
+}
+
+// fail turns a pass's error into the activity's outcome: a typed result for a model the
+// integration does not offer, else an application error of the types above, retryable or not.
+// Application errors are returned unwrapped so their type, flag and delay reach the workflow.
+func (a *Activities) fail(ctx context.Context, run store.Run, err error) (FetchEndpointResult, error) {
+	var apiErr *kombo.APIError
+	if errors.As(err, &apiErr) && apiErr.Class == kombo.ClassModelUnavailable {
+		if err := a.Store.FinishRun(ctx, run.ID, store.OutcomeModelUnavailable, apiErr.Error()); err != nil {
+			return FetchEndpointResult{}, err
+		}
+		return FetchEndpointResult{Outcome: store.OutcomeModelUnavailable}, nil
+	}
+	appErr := classify(err)
+	var te *temporal.ApplicationError
+	final := errors.As(appErr, &te) && te.NonRetryable()
+	if recErr := a.Store.FailRun(context.WithoutCancel(ctx), run.ID, err, final); recErr != nil {
+		activity.GetLogger(ctx).Warn("could not record the pass's error", "run_id", run.ID, "error", recErr)
+	}
+	return FetchEndpointResult{}, appErr
+}
+
+// classify maps an error to a Temporal application error (or returns it as it is when it is not
+// Kombo's: Postgres and context errors are retried by the activity's retry policy).
+func classify(err error) error {
+	var apiErr *kombo.APIError
+	if errors.As(err, &apiErr) {
+		details := ErrorDetails{Code: apiErr.Code, LogURL: apiErr.LogURL}
+		msg := err.Error()
+		switch apiErr.Class {
+		case kombo.ClassFirstSyncPending:
+			return temporal.NewNonRetryableApplicationError(msg, ErrFirstSyncPending, nil, details)
+		case kombo.ClassAuth:
+			return temporal.NewNonRetryableApplicationError(msg, ErrAuthFailed, nil, details)
+		case kombo.ClassIntegrationUnavailable:
+			return temporal.NewNonRetryableApplicationError(msg, ErrIntegrationUnavailable, nil, details)
+		case kombo.ClassInvalidInput:
+			return temporal.NewNonRetryableApplicationError(msg, ErrInvalidInput, nil, details)
+		case kombo.ClassRateLimited:
+			return temporal.NewApplicationErrorWithOptions(msg, ErrRateLimited, temporal.ApplicationErrorOptions{
+				NextRetryDelay: apiErr.RetryAfter, Details: []any{details}})
+		}
+		if apiErr.Retryable() {
+			return temporal.NewApplicationError(msg, ErrKomboUnavailable, details)
+		}
+		return temporal.NewNonRetryableApplicationError(msg, ErrKombo, nil, details)
+	}
+	var te *kombo.TransportError
+	if errors.As(err, &te) {
+		return temporal.NewApplicationError(err.Error(), ErrKomboUnavailable)
+	}
+	if errors.Is(err, store.ErrRunNotOpen) {
+		// Another attempt finished the run: this one is a zombie and stops.
+		return temporal.NewNonRetryableApplicationError(err.Error(), "RunNotOpen", nil)
+	}
+	return fmt.Errorf("fetch endpoint: %w", err)
+}
