@@ -50,7 +50,7 @@ type harness struct {
 	suite testsuite.WorkflowTestSuite
 }
 
-func newHarness(t *testing.T, emu *komboemu.Emulator, clk *clock, baseURL string) *harness {
+func newHarness(t testing.TB, emu *komboemu.Emulator, clk *clock, baseURL string) *harness {
 	t.Helper()
 	pool, err := pgxpool.New(t.Context(), testenv.Database(t))
 	require.NoError(t, err)
@@ -62,7 +62,7 @@ func newHarness(t *testing.T, emu *komboemu.Emulator, clk *clock, baseURL string
 	return h
 }
 
-func newEmulator(t *testing.T) (*komboemu.Emulator, *clock, string) {
+func newEmulator(t testing.TB) (*komboemu.Emulator, *clock, string) {
 	t.Helper()
 	clk := &clock{t: time.Now().UTC().Add(-24 * time.Hour)}
 	emu := komboemu.New(komboemu.Options{APIKey: "key", Now: clk.Now})
@@ -71,14 +71,14 @@ func newEmulator(t *testing.T) (*komboemu.Emulator, *clock, string) {
 	return emu, clk, srv.URL + "/v1"
 }
 
-func setup(t *testing.T, records int) *harness {
+func setup(t testing.TB, records int) *harness {
 	t.Helper()
 	emu, clk, base := newEmulator(t)
 	require.NoError(t, emu.CreateIntegration(komboemu.IntegrationSpec{ID: "personio:t", Category: kombo.CategoryHRIS, Records: records, Seed: 11}))
 	return newHarness(t, emu, clk, base)
 }
 
-func (h *harness) fetch(t *testing.T, in activities.FetchEndpointInput) (activities.FetchEndpointResult, error) {
+func (h *harness) fetch(t testing.TB, in activities.FetchEndpointInput) (activities.FetchEndpointResult, error) {
 	t.Helper()
 	env := h.suite.NewTestActivityEnvironment()
 	env.RegisterActivity(h.acts)
