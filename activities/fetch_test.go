@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,28 +28,16 @@ var (
 	employments = kombo.Endpoint{Category: kombo.CategoryHRIS, Name: "employments"}
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // harness is an emulator, a fresh database and the activities on them.
 type harness struct {
 	emu   *komboemu.Emulator
-	clk   *clock
+	clk   *komboemu.ManualClock
 	pool  *pgxpool.Pool
 	acts  *activities.Activities
 	suite testsuite.WorkflowTestSuite
 }
 
-func newHarness(t testing.TB, emu *komboemu.Emulator, clk *clock, baseURL string) *harness {
+func newHarness(t testing.TB, emu *komboemu.Emulator, clk *komboemu.ManualClock, baseURL string) *harness {
 	t.Helper()
 	pool, err := pgxpool.New(t.Context(), testenv.Database(t))
 	require.NoError(t, err)
@@ -62,9 +49,9 @@ func newHarness(t testing.TB, emu *komboemu.Emulator, clk *clock, baseURL string
 	return h
 }
 
-func newEmulator(t testing.TB) (*komboemu.Emulator, *clock, string) {
+func newEmulator(t testing.TB) (*komboemu.Emulator, *komboemu.ManualClock, string) {
 	t.Helper()
-	clk := &clock{t: time.Now().UTC().Add(-24 * time.Hour)}
+	clk := komboemu.NewManualClock(time.Now().UTC().Add(-24 * time.Hour))
 	emu := komboemu.New(komboemu.Options{APIKey: "key", Now: clk.Now})
 	srv := httptest.NewServer(emu.Handler())
 	t.Cleanup(func() { srv.Close(); emu.Close() })

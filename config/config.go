@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -308,7 +309,7 @@ func parseTriggers(v string) ([]string, error) {
 }
 
 // Logger builds the process's one structured logger, writing to w.
-func (c *Config) Logger(w interface{ Write([]byte) (int, error) }) *slog.Logger {
+func (c *Config) Logger(w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.LogLevel}
 	if c.LogFormat == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))

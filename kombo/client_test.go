@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,29 +22,16 @@ var (
 	jobs      = kombo.Endpoint{Category: kombo.CategoryATS, Name: "jobs"}
 )
 
-// clock is a settable clock for the emulator.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // newEmulator serves an emulator on a real HTTP server and returns a client of it; base is the
 // API's base URL.
-func newEmulator(t *testing.T, opts komboemu.Options) (emu *komboemu.Emulator, c *kombo.Client, clk *clock) {
+func newEmulator(t *testing.T, opts komboemu.Options) (emu *komboemu.Emulator, c *kombo.Client, clk *komboemu.ManualClock) {
 	emu, c, clk, _ = newEmulatorAt(t, opts)
 	return emu, c, clk
 }
 
-func newEmulatorAt(t *testing.T, opts komboemu.Options) (*komboemu.Emulator, *kombo.Client, *clock, string) {
+func newEmulatorAt(t *testing.T, opts komboemu.Options) (*komboemu.Emulator, *kombo.Client, *komboemu.ManualClock, string) {
 	t.Helper()
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := komboemu.NewManualClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	opts.APIKey = testKey
 	if opts.Now == nil {
 		opts.Now = clk.Now

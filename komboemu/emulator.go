@@ -66,7 +66,7 @@ func New(opts Options) *Emulator {
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
-	e.hooks = newWebhookSender(opts.Webhooks, e.now, e.log, opts.Seed)
+	e.hooks = newWebhookSender(opts.Webhooks, e.log, opts.Seed)
 	return e
 }
 

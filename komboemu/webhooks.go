@@ -77,7 +77,7 @@ type coalescer struct {
 	data     map[string]any // integration fields of the event
 }
 
-func newWebhookSender(opts WebhookOptions, _ func() time.Time, log *slog.Logger, seed uint64) *webhookSender {
+func newWebhookSender(opts WebhookOptions, log *slog.Logger, seed uint64) *webhookSender {
 	if opts.Window == 0 {
 		opts.Window = 30 * time.Second
 	}
