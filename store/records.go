@@ -15,8 +15,11 @@ import (
 //
 //   - prev: the stored versions, read in the statement's snapshot before it writes;
 //   - up: inserts new records and updates changed ones. The WHERE of DO UPDATE makes an unchanged
-//     record cost no write at all (no new row version, no change row). A version fetched before
-//     the stored one (a zombie attempt finishing late) is not applied either;
+//     record cost no write at all (no new row version, no change row; ON CONFLICT does lock it).
+//     A version fetched before the stored one (a zombie attempt finishing late) is not applied
+//     either. Filtering unchanged records out before the insert, to spare the lock, was measured
+//     slower: it makes prev a twice-used, always-computed CTE (unchanged re-fetch 0.8× instead of
+//     0.4× of a full pass);
 //   - ch: one change row per written record, with the op and the changed top-level fields;
 //   - run: the run's counts and next cursor, so its progress never disagrees with the data.
 //
