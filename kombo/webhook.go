@@ -81,6 +81,8 @@ type Event struct {
 	ID   string          `json:"id"`
 	Type string          `json:"type"`
 	Data json.RawMessage `json:"data"`
+
+	payload any // decoded once by ParseEvent; Payload and IntegrationID reuse it
 }
 
 // ErrMalformedEvent is wrapped by ParseEvent's errors: the body is not a webhook envelope.
@@ -114,12 +116,16 @@ func ParseEvent(body []byte) (Event, error) {
 			return Event{}, fmt.Errorf("%w: %s: %v", ErrMalformedEvent, e.Type, err)
 		}
 	}
+	e.payload = p
 	return e, nil
 }
 
 // Payload decodes Data by Type into one of the payload types below; an unknown type yields
-// UnknownPayload.
+// UnknownPayload. An event from ParseEvent returns the payload it already decoded.
 func (e Event) Payload() (any, error) {
+	if e.payload != nil {
+		return e.payload, nil
+	}
 	var p any
 	switch e.Type {
 	case EventDataChanged:
