@@ -62,7 +62,12 @@ func (c catalogueEntry) dirtiedBy(model string) bool {
 
 // catalogue: every cursor-paginated list endpoint in Kombo's OpenAPI document that
 // supports updated_after and include_deleted, with the models whose change dirties it
-// (API-NOTES.md, "Which endpoints a changed model dirties"). /hris/teams is left out: it is the
+// (API-NOTES.md, "Which endpoints a changed model dirties"), extended by the nesting Kombo's
+// table leaves out: updated_after reports a record whose nested data changed (an application
+// whose job was renamed), but data-changed names only the changed model (ats_jobs), so every
+// model an endpoint embeds, directly or through deep nesting, dirties it. Fetching an endpoint
+// too often costs a request; missing one leaves stale rows until the weekly reconciliation.
+// komboemu's TestModelMappingCoversEveryNesting checks the table against the nesting. /hris/teams is left out: it is the
 // deprecated alias of /hris/groups. /hris/skills and /hris/employee-skill-assignments are left
 // out: they have no cursor, updated_after or include_deleted, so they cannot be synced this way.
 var catalogue = []catalogueEntry{
@@ -77,16 +82,16 @@ var catalogue = []catalogueEntry{
 	{Endpoint{CategoryHRIS, "locations"}, []string{"hris_locations"}},
 	{Endpoint{CategoryHRIS, "employee-document-categories"}, []string{"hris_employee_document_categories"}},
 	{Endpoint{CategoryHRIS, "performance-review-cycles"}, []string{"hris_performance_review_cycles"}},
-	{Endpoint{CategoryHRIS, "performance-reviews"}, []string{"hris_performance_reviews", "hris_performance_review_cycles"}},
-	{Endpoint{CategoryHRIS, "staffing-entities"}, []string{"hris_staffing_entities"}},
+	{Endpoint{CategoryHRIS, "performance-reviews"}, []string{"hris_performance_reviews", "hris_performance_review_cycles", "hris_employees"}},
+	{Endpoint{CategoryHRIS, "staffing-entities"}, []string{"hris_staffing_entities", "hris_legal_entities", "hris_locations", "hris_teams"}},
 	{Endpoint{CategoryATS, "jobs"}, []string{"ats_jobs", "ats_job_postings", "ats_screening_questions", "ats_application_stages", "ats_join_jobs_*", "ats_join_user_job_role_assignments", "ats_users"}},
-	{Endpoint{CategoryATS, "applications"}, []string{"ats_applications", "ats_candidates", "ats_application_stages", "ats_interviews", "ats_offers"}},
-	{Endpoint{CategoryATS, "candidates"}, []string{"ats_candidates", "ats_applications", "ats_tags", "ats_join_candidates_tags"}},
+	{Endpoint{CategoryATS, "applications"}, []string{"ats_applications", "ats_candidates", "ats_application_stages", "ats_interviews", "ats_offers", "ats_jobs", "ats_tags", "ats_join_candidates_tags"}},
+	{Endpoint{CategoryATS, "candidates"}, []string{"ats_candidates", "ats_applications", "ats_tags", "ats_join_candidates_tags", "ats_application_stages", "ats_jobs", "ats_interviews", "ats_offers"}},
 	{Endpoint{CategoryATS, "application-stages"}, []string{"ats_application_stages"}},
-	{Endpoint{CategoryATS, "users"}, []string{"ats_users"}},
+	{Endpoint{CategoryATS, "users"}, []string{"ats_users", "ats_roles", "ats_join_users_roles"}},
 	{Endpoint{CategoryATS, "tags"}, []string{"ats_tags"}},
-	{Endpoint{CategoryATS, "interviews"}, []string{"ats_interviews", "ats_join_interviews_users"}},
-	{Endpoint{CategoryATS, "offers"}, []string{"ats_offers"}},
+	{Endpoint{CategoryATS, "interviews"}, []string{"ats_interviews", "ats_join_interviews_users", "ats_users", "ats_applications", "ats_candidates", "ats_tags", "ats_join_candidates_tags", "ats_application_stages", "ats_jobs", "ats_offers"}},
+	{Endpoint{CategoryATS, "offers"}, []string{"ats_offers", "ats_applications", "ats_candidates", "ats_tags", "ats_join_candidates_tags", "ats_application_stages", "ats_jobs", "ats_interviews"}},
 	{Endpoint{CategoryATS, "rejection-reasons"}, []string{"ats_rejection_reasons"}},
 	{Endpoint{CategoryATS, "roles"}, []string{"ats_roles", "ats_join_users_roles"}},
 }

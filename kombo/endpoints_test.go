@@ -43,7 +43,11 @@ func TestDirtiedEndpointsFollowKombosTable(t *testing.T) {
 
 	got, known = kombo.DirtiedEndpoints("hris_teams", all)
 	require.True(t, known)
-	require.Equal(t, []kombo.Endpoint{ep(kombo.CategoryHRIS, "employees"), ep(kombo.CategoryHRIS, "groups")}, got)
+	require.Equal(t, []kombo.Endpoint{ep(kombo.CategoryHRIS, "employees"), ep(kombo.CategoryHRIS, "groups"),
+		ep(kombo.CategoryHRIS, "staffing-entities")}, got, "staffing entities nest their groups (beyond Kombo's table)")
+
+	got, _ = kombo.DirtiedEndpoints("ats_jobs", all)
+	require.Contains(t, got, ep(kombo.CategoryATS, "applications"), "an application embeds its job: a renamed job changes it")
 
 	got, known = kombo.DirtiedEndpoints("ats_join_jobs_hiring_team", all)
 	require.True(t, known, "ats_join_jobs_* is a pattern")
