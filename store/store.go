@@ -136,13 +136,32 @@ func (s *Store) RestartRun(ctx context.Context, runID string) error {
 // FinishRun records the run's outcome. A finished run stays finished: a late duplicate call of a
 // zombie attempt does not change it.
 func (s *Store) FinishRun(ctx context.Context, runID, outcome, errText string) error {
-	_, err := s.pool.Exec(ctx, `
+	return finishRun(ctx, s.pool, runID, outcome, errText, s.now())
+}
+
+func finishRun(ctx context.Context, db DBTX, runID, outcome, errText string, now time.Time) error {
+	_, err := db.Exec(ctx, `
 		update kombo.fetch_runs set finished_at = $2, outcome = $3, error = nullif($4, ''), next_cursor = null
-		where id = $1 and finished_at is null`, runID, s.now(), outcome, errText)
+		where id = $1 and finished_at is null`, runID, now, outcome, errText)
 	if err != nil {
 		return fmt.Errorf("finish run %s: %w", runID, err)
 	}
 	return nil
+}
+
+// SucceedRun finishes a run as succeeded and, in the same transaction, advances its endpoint's
+// watermark to advanceTo (when not nil): the next delta asks for what changed since then. Done
+// together, a crash cannot leave a finished run whose watermark did not move, or the reverse.
+func (s *Store) SucceedRun(ctx context.Context, run Run, advanceTo *time.Time) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := finishRun(ctx, tx, run.ID, OutcomeSucceeded, "", s.now()); err != nil {
+			return err
+		}
+		if advanceTo == nil {
+			return nil
+		}
+		return advanceWatermark(ctx, tx, run.IntegrationID, run.Endpoint, *advanceTo, run.Kind == KindFull)
+	})
 }
 
 // FailRun records an attempt's error on a run that goes on (it will be retried), or ends it when
@@ -181,11 +200,15 @@ func (s *Store) Watermark(ctx context.Context, integrationID string, ep kombo.En
 // AdvanceWatermark sets updated_after for the next delta (and, for a full pass, the time of the
 // last complete full pass). It never moves backwards, so a late or replayed call is harmless.
 func (s *Store) AdvanceWatermark(ctx context.Context, integrationID string, ep kombo.Endpoint, updatedAfter time.Time, fullPass bool) error {
+	return advanceWatermark(ctx, s.pool, integrationID, ep, updatedAfter, fullPass)
+}
+
+func advanceWatermark(ctx context.Context, db DBTX, integrationID string, ep kombo.Endpoint, updatedAfter time.Time, fullPass bool) error {
 	var full *time.Time
 	if fullPass {
 		full = &updatedAfter
 	}
-	_, err := s.pool.Exec(ctx, `
+	_, err := db.Exec(ctx, `
 		insert into kombo.watermarks as w (integration_id, endpoint, updated_after, last_full_pass_at, updated_at)
 		values ($1, $2, $3, $4, now())
 		on conflict (integration_id, endpoint) do update set
@@ -197,4 +220,27 @@ func (s *Store) AdvanceWatermark(ctx context.Context, integrationID string, ep k
 		return fmt.Errorf("advance watermark %s %s: %w", integrationID, ep, err)
 	}
 	return nil
+}
+
+// Watermarks reads the watermarks of every endpoint of an integration, by endpoint ("hris/employees").
+func (s *Store) Watermarks(ctx context.Context, integrationID string) (map[string]Watermark, error) {
+	rows, err := s.pool.Query(ctx, `select endpoint, updated_after, last_full_pass_at from kombo.watermarks
+		where integration_id = $1`, integrationID)
+	if err != nil {
+		return nil, fmt.Errorf("read watermarks of %s: %w", integrationID, err)
+	}
+	defer rows.Close()
+	out := map[string]Watermark{}
+	for rows.Next() {
+		var ep string
+		var w Watermark
+		if err := rows.Scan(&ep, &w.UpdatedAfter, &w.LastFullPassAt); err != nil {
+			return nil, fmt.Errorf("read watermarks of %s: %w", integrationID, err)
+		}
+		out[ep] = w
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read watermarks of %s: %w", integrationID, err)
+	}
+	return out, nil
 }
