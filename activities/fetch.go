@@ -16,8 +16,9 @@ import (
 // Activities hold the dependencies of kombosync's activities. Workflows refer to them through a
 // nil *Activities, so registration and call sites cannot drift apart.
 type Activities struct {
-	Kombo *kombo.Client
-	Store *store.Store
+	Kombo    *kombo.Client
+	Store    *store.Store
+	Settings Settings
 }
 
 // Application error types of FetchEndpoint, for the workflow to branch on with
@@ -51,6 +52,10 @@ type FetchEndpointInput struct {
 	Kind         string // store.KindDelta or store.KindFull
 	// RunID names the pass (its kombo.fetch_runs row); it must stay the same across retries.
 	RunID string
+	// AdvanceWatermarkTo, when set, becomes the endpoint's updated_after for the next delta, in
+	// the transaction that records the pass's success. The workflow sets it to the time the pass
+	// started minus the safety overlap.
+	AdvanceWatermarkTo *time.Time
 }
 
 // FetchEndpointResult is what the pass did.
@@ -126,7 +131,7 @@ func (a *Activities) FetchEndpoint(ctx context.Context, in FetchEndpointInput) (
 	if err != nil {
 		return a.fail(ctx, run, err)
 	}
-	if err := a.Store.FinishRun(ctx, run.ID, store.OutcomeSucceeded, ""); err != nil {
+	if err := a.Store.SucceedRun(ctx, run, in.AdvanceWatermarkTo); err != nil {
 		return FetchEndpointResult{}, err
 	}
 	return FetchEndpointResult{Outcome: store.OutcomeSucceeded, Counts: counts, Restarts: restarts}, nil

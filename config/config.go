@@ -36,6 +36,7 @@ const (
 	DefaultWebhookListenAddr = ":8080"
 	DefaultMetricsListenAddr = ":9090"
 	DefaultFetchOverlap      = 2 * time.Minute
+	DefaultFetchParallelism  = 4
 )
 
 // Event types that may trigger a delta fetch (KOMBO_TRIGGERS).
@@ -101,6 +102,8 @@ type Config struct {
 	DebounceQuiet time.Duration
 	DebounceMax   time.Duration
 	FetchOverlap  time.Duration
+	// FetchParallelism bounds the endpoints one integration fetches at once.
+	FetchParallelism int
 
 	MetricsListenAddr string
 
@@ -131,6 +134,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("debounce_quiet", c.DebounceQuiet),
 		slog.Duration("debounce_max", c.DebounceMax),
 		slog.Duration("fetch_overlap", c.FetchOverlap),
+		slog.Int("fetch_parallelism", c.FetchParallelism),
 	)
 }
 
@@ -184,6 +188,7 @@ func Register(fs *flag.FlagSet, parts Part) *Config {
 		fs.DurationVar(&c.DebounceQuiet, "debounce-quiet", DefaultDebounceQuiet, "quiet window after the last data-changed before fetching (env DEBOUNCE_QUIET)")
 		fs.DurationVar(&c.DebounceMax, "debounce-max", DefaultDebounceMax, "longest a steady stream of events may postpone a fetch (env DEBOUNCE_MAX)")
 		fs.DurationVar(&c.FetchOverlap, "fetch-overlap", DefaultFetchOverlap, "safety overlap subtracted from each watermark for clock skew (env FETCH_OVERLAP)")
+		fs.IntVar(&c.FetchParallelism, "fetch-parallelism", DefaultFetchParallelism, "endpoints of one integration fetched at once (env FETCH_PARALLELISM)")
 	}
 	if parts&PartMetrics != 0 {
 		fs.StringVar(&c.MetricsListenAddr, "metrics-listen-addr", DefaultMetricsListenAddr, "address of the worker's /metrics, /healthz and /readyz; empty disables (env METRICS_LISTEN_ADDR)")
@@ -275,6 +280,9 @@ func (c *Config) Validate() error {
 		}
 		if c.DebounceMax < c.DebounceQuiet {
 			errs = append(errs, fmt.Errorf("DEBOUNCE_MAX (%s) must not be shorter than DEBOUNCE_QUIET (%s)", c.DebounceMax, c.DebounceQuiet))
+		}
+		if c.FetchParallelism < 1 || c.FetchParallelism > 32 {
+			errs = append(errs, fmt.Errorf("FETCH_PARALLELISM must be between 1 and 32, not %d", c.FetchParallelism))
 		}
 		if c.FetchOverlap < 0 {
 			errs = append(errs, fmt.Errorf("FETCH_OVERLAP must not be negative, not %s", c.FetchOverlap))

@@ -1,0 +1,66 @@
+package activities
+
+import (
+	"context"
+	"time"
+
+	"github.com/kombosync/kombosync/kombo"
+	"github.com/kombosync/kombosync/store"
+)
+
+// Settings are the worker's sync settings (ARCHITECTURE.md section 6). Workflows receive them
+// from LoadIntegration, so each run's decisions are recorded in its history and a replay never
+// depends on the configuration of the worker replaying it.
+type Settings struct {
+	Endpoints          []kombo.Endpoint // configured endpoints of every category
+	Triggers           []string         // event types that start a delta
+	DebounceQuiet      time.Duration
+	DebounceMax        time.Duration
+	FetchOverlap       time.Duration
+	MaxParallelFetches int
+}
+
+// LoadIntegrationInput names the integration and what the caller knows of it.
+type LoadIntegrationInput struct {
+	IntegrationID string
+	Tool          string
+	Category      string
+}
+
+// LoadIntegrationResult is what a workflow run starts from: the settings, the integration's row
+// and its watermarks (Postgres is the durable truth of both).
+type LoadIntegrationResult struct {
+	Settings    Settings
+	Integration store.Integration
+	// Watermarks: the updated_after of the next delta, by endpoint ("hris/employees").
+	Watermarks map[string]time.Time
+}
+
+// LoadIntegration records the integration (creating its row on first sight) and returns the
+// settings, the row and the watermarks.
+func (a *Activities) LoadIntegration(ctx context.Context, in LoadIntegrationInput) (LoadIntegrationResult, error) {
+	if err := a.Store.SaveIntegration(ctx, store.Integration{ID: in.IntegrationID, Tool: in.Tool, Category: in.Category}); err != nil {
+		return LoadIntegrationResult{}, err
+	}
+	row, _, err := a.Store.Integration(ctx, in.IntegrationID)
+	if err != nil {
+		return LoadIntegrationResult{}, err
+	}
+	ws, err := a.Store.Watermarks(ctx, in.IntegrationID)
+	if err != nil {
+		return LoadIntegrationResult{}, err
+	}
+	out := LoadIntegrationResult{Settings: a.Settings, Integration: row, Watermarks: map[string]time.Time{}}
+	for ep, w := range ws {
+		if w.UpdatedAfter != nil {
+			out.Watermarks[ep] = *w.UpdatedAfter
+		}
+	}
+	return out, nil
+}
+
+// SaveIntegration records the integration's state in kombo.integrations, for SQL users and for
+// `starter integration status` while no worker runs.
+func (a *Activities) SaveIntegration(ctx context.Context, in store.Integration) error {
+	return a.Store.SaveIntegration(ctx, in)
+}
