@@ -13,7 +13,7 @@ import (
 
 func inboxEvent(id string) store.InboxEvent {
 	return store.InboxEvent{ID: id, Type: "data-changed", IntegrationID: "personio:1",
-		Payload: []byte(`{"id":"` + id + `","type":"data-changed","data":{"integration_id":"personio:1"}}`),
+		Payload:    []byte(`{"id":"` + id + `","type":"data-changed","data":{"integration_id":"personio:1"}}`),
 		ReceivedAt: time.Now().Add(-time.Minute)}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/migrations"
 	"github.com/kombosync/kombosync/store"
+	"github.com/kombosync/kombosync/workflows"
 )
 
 func main() {
@@ -58,7 +59,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
-	register(w, &activities.Activities{Kombo: kc, Store: store.New(pool)})
+	register(w, &activities.Activities{Kombo: kc, Store: store.New(pool), Settings: activities.Settings{
+		Endpoints: cfg.Endpoints, Triggers: cfg.Triggers, DebounceQuiet: cfg.DebounceQuiet, DebounceMax: cfg.DebounceMax,
+		FetchOverlap: cfg.FetchOverlap, MaxParallelFetches: cfg.FetchParallelism,
+	}})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -79,8 +83,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	return err
 }
 
-// register adds every workflow and activity this worker runs. The sync workflows are added by
-// the issue that builds them (see README, "Status").
+// register adds every workflow and activity this worker runs.
 func register(w worker.Registry, acts *activities.Activities) {
+	workflows.Register(w)
 	w.RegisterActivity(acts)
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 )
 
 // Workflow types.
@@ -60,4 +62,10 @@ func SearchAttributeDefinitions() []string {
 		SASyncState.GetName() + "=Keyword",
 		SALastSyncAt.GetName() + "=Datetime",
 	}
+}
+
+// Register adds every workflow under its contract name: the worker and the replay tests use it,
+// so the two cannot disagree.
+func Register(r worker.WorkflowRegistry) {
+	r.RegisterWorkflowWithOptions(IntegrationSync, workflow.RegisterOptions{Name: IntegrationSyncType})
 }

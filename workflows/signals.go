@@ -1,0 +1,123 @@
+package workflows
+
+import (
+	"time"
+
+	"github.com/kombosync/kombosync/kombo"
+)
+
+// KomboEvent is the kombo-event signal: one verified webhook, reduced to what IntegrationSync acts
+// on. Signals stay small (ids and names), never the whole body.
+type KomboEvent struct {
+	ID            string
+	Type          string
+	IntegrationID string
+	Tool          string
+	Category      string // HRIS, ATS, …
+	ReceivedAt    time.Time
+
+	ChangedModels    []string // data-changed: the changed models' names
+	SyncState        string   // sync-finished: Kombo's sync_state
+	IntegrationState string   // integration-state-changed: ACTIVE, INVALID, INACTIVE
+}
+
+// EventFromWebhook turns a parsed webhook into its signal. ok is false for events that concern
+// no integration (connection-flow-failed, types this version does not know): nothing to signal.
+func EventFromWebhook(ev kombo.Event, receivedAt time.Time) (KomboEvent, bool) {
+	out := KomboEvent{ID: ev.ID, Type: ev.Type, IntegrationID: ev.IntegrationID(), ReceivedAt: receivedAt.UTC()}
+	p, err := ev.Payload()
+	if err != nil || out.IntegrationID == "" {
+		return KomboEvent{}, false
+	}
+	switch p := p.(type) {
+	case *kombo.DataChanged:
+		out.Tool, out.Category = p.IntegrationTool, p.IntegrationCategory
+		for _, m := range p.ChangedModels {
+			out.ChangedModels = append(out.ChangedModels, m.Name)
+		}
+	case *kombo.SyncFinished:
+		out.Tool, out.Category, out.SyncState = p.IntegrationTool, p.IntegrationCategory, p.SyncState
+	case *kombo.RemoteEventReceived:
+		out.Tool, out.Category = p.IntegrationTool, p.IntegrationCategory
+	case *kombo.IntegrationCreated:
+		out.Tool, out.Category = p.Tool, p.Category
+	case *kombo.IntegrationDeleted:
+		out.Tool, out.Category = p.Tool, p.Category
+	case *kombo.IntegrationStateChanged:
+		out.Tool, out.Category, out.IntegrationState = p.IntegrationTool, p.IntegrationCategory, p.State
+	default:
+		return KomboEvent{}, false
+	}
+	return out, true
+}
+
+// SyncNowRequest is the sync-now signal: fetch now, without waiting for the debounce window.
+type SyncNowRequest struct {
+	// Endpoints ("hris/employees") to fetch; empty means every configured endpoint.
+	Endpoints []string
+	Reason    string
+}
+
+// PauseRequest is the pause signal: no fetch starts until resume. Events keep accumulating.
+type PauseRequest struct {
+	Reason string
+}
+
+// ResumeRequest is the resume signal. It also ends an auth_failed or Kombo-inactive wait and any
+// retry back-off: an operator's "try again now".
+type ResumeRequest struct {
+	Reason string
+}
+
+// Sync states (the KomboSyncState search attribute, ARCHITECTURE.md section 3).
+const (
+	StateWaitingFirstSync = "waiting_first_sync"
+	StateIdle             = "idle"
+	StateDebouncing       = "debouncing"
+	StateSyncing          = "syncing"
+	StateReconciling      = "reconciling"
+	StateAuthFailed       = "auth_failed"
+	StatePaused           = "paused"
+	StateDeleted          = "deleted"
+)
+
+// RunSummary is the last pass of one endpoint.
+type RunSummary struct {
+	RunID      string
+	Kind       string
+	Outcome    string
+	StartedAt  time.Time
+	FinishedAt time.Time
+	Pages      int
+	Fetched    int
+	Inserted   int
+	Updated    int
+	Unchanged  int
+	Deleted    int
+	Restored   int
+}
+
+// Status is the answer of the status query.
+type Status struct {
+	IntegrationID string
+	Tool          string
+	Category      string
+	State         string
+	// KomboState is the integration's state at Kombo (ACTIVE, INVALID, INACTIVE).
+	KomboState        string
+	LastSyncState     string // of Kombo's last sync-finished
+	FirstSyncFinished bool
+	PauseReason       string
+	Pending           []string // endpoints waiting for a fetch
+	InFlight          []string // endpoints being fetched
+	Unavailable       []string // endpoints the integration does not offer
+	Watermarks        map[string]time.Time
+	LastRuns          map[string]RunSummary
+	LastSyncAt        *time.Time
+	LastError         string
+	LastErrorAt       *time.Time
+	NextWakeAt        *time.Time
+	NextWake          string // what the next wake-up is for
+	EventsThisRun     int
+	RoundsThisRun     int
+}
