@@ -25,7 +25,9 @@ import (
 
 const integrationID = "personio:abc"
 
-func hris(name string) kombo.Endpoint { return kombo.Endpoint{Category: kombo.CategoryHRIS, Name: name} }
+func hris(name string) kombo.Endpoint {
+	return kombo.Endpoint{Category: kombo.CategoryHRIS, Name: name}
+}
 
 // harness runs IntegrationSync in Temporal's test environment (time skips) with the activities
 // replaced by recorders.
