@@ -5,8 +5,10 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -68,4 +70,30 @@ func SearchAttributeDefinitions() []string {
 // so the two cannot disagree.
 func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(IntegrationSync, workflow.RegisterOptions{Name: IntegrationSyncType})
+}
+
+// StartOptions are the options every starter of an integration's workflow uses (the gateway's
+// signal-with-start, the starter CLI): its ID, the search attributes known up front and the
+// summary the Temporal UI lists.
+func StartOptions(integrationID, tool, category, taskQueue string) client.StartWorkflowOptions {
+	sas := []temporal.SearchAttributeUpdate{SAIntegrationID.ValueSet(integrationID)}
+	if tool != "" {
+		sas = append(sas, SATool.ValueSet(tool))
+	}
+	if category != "" {
+		sas = append(sas, SACategory.ValueSet(category))
+	}
+	summary := "Kombo integration " + integrationID
+	if tool != "" || category != "" {
+		summary += " (" + strings.TrimSpace(tool+" "+category) + ")"
+	}
+	return client.StartWorkflowOptions{
+		ID:                    IntegrationWorkflowID(integrationID),
+		TaskQueue:             taskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(sas...),
+		StaticSummary:         summary,
+		StaticDetails: "Keeps `kombo.*` in step with Kombo for integration `" + integrationID + "`: " +
+			"debounces Kombo's webhooks, fetches the changed endpoints and waits out the first sync. " +
+			"Query `status` for pending endpoints, watermarks and the last runs.",
+	}
 }

@@ -9,9 +9,12 @@ import (
 	"os/signal"
 	"syscall"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/kombosync/kombosync/config"
 	"github.com/kombosync/kombosync/internal/service"
 	"github.com/kombosync/kombosync/migrations"
+	"github.com/kombosync/kombosync/store"
 	"github.com/kombosync/kombosync/webhookgw"
 )
 
@@ -44,10 +47,30 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer tc.Close()
 
-	h := webhookgw.New(webhookgw.Options{
-		Logger: logger,
-		Probes: service.NewProbes(service.NewRegistry(), logger, service.PostgresCheck(pool), service.TemporalCheck(tc)),
+	reg := service.NewRegistry()
+	gw, err := webhookgw.New(webhookgw.Options{
+		Logger:    logger,
+		Probes:    service.NewProbes(reg, logger, service.PostgresCheck(pool), service.TemporalCheck(tc)),
+		Registry:  reg,
+		Secrets:   secrets(cfg.WebhookSecrets),
+		Store:     store.New(pool),
+		Temporal:  tc,
+		TaskQueue: cfg.TaskQueue,
 	})
-	logger.InfoContext(ctx, "gateway starting", "secrets", len(cfg.WebhookSecrets))
-	return service.Serve(ctx, cfg.WebhookListenAddr, h, logger)
+	if err != nil {
+		return err
+	}
+	logger.InfoContext(ctx, "gateway starting", "secrets", len(cfg.WebhookSecrets), "task_queue", cfg.TaskQueue)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return service.Serve(ctx, cfg.WebhookListenAddr, gw, logger) })
+	g.Go(func() error { return gw.RunRelay(ctx) })
+	return g.Wait()
+}
+
+func secrets(ss []config.Secret) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.Reveal()
+	}
+	return out
 }
