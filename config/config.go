@@ -191,7 +191,15 @@ func Register(fs *flag.FlagSet, parts Part) *Config {
 		fs.IntVar(&c.FetchParallelism, "fetch-parallelism", DefaultFetchParallelism, "endpoints of one integration fetched at once (env FETCH_PARALLELISM)")
 	}
 	if parts&PartMetrics != 0 {
-		fs.StringVar(&c.MetricsListenAddr, "metrics-listen-addr", DefaultMetricsListenAddr, "address of the worker's /metrics, /healthz and /readyz; empty disables (env METRICS_LISTEN_ADDR)")
+		c.MetricsListenAddr = DefaultMetricsListenAddr
+		fs.Func("metrics-listen-addr", "address of the worker's /metrics, /healthz and /readyz; off disables (env METRICS_LISTEN_ADDR; default :9090)", func(v string) error {
+			// An empty environment variable counts as unset, so "off" is the way to disable.
+			if v = strings.TrimSpace(v); v == "off" || v == "" {
+				v = ""
+			}
+			c.MetricsListenAddr = v
+			return nil
+		})
 	}
 	if parts&PartLog != 0 {
 		c.LogFormat = "json"

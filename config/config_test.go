@@ -181,3 +181,17 @@ func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
 	slices.Sort(documented)
 	require.Equal(t, want, slices.Compact(documented))
 }
+
+func TestMetricsServerCanBeSwitchedOff(t *testing.T) {
+	env := map[string]string{"METRICS_LISTEN_ADDR": "off"}
+	for k, v := range minimal {
+		env[k] = v
+	}
+	cfg, err := parse(t, all, env)
+	require.NoError(t, err)
+	require.Empty(t, cfg.MetricsListenAddr, "off disables it (an empty variable counts as unset)")
+
+	cfg, err = parse(t, all, minimal)
+	require.NoError(t, err)
+	require.Equal(t, ":9090", cfg.MetricsListenAddr)
+}

@@ -60,7 +60,7 @@ func TestWorkerRefusesAnUnmigratedDatabase(t *testing.T) {
 		"DATABASE_URL", testenv.EmptyDatabase(t),
 		"KOMBO_API_KEY", "k",
 		"TEMPORAL_ADDRESS", testenv.TemporalAddress(t),
-		"METRICS_LISTEN_ADDR", ""))
+		"METRICS_LISTEN_ADDR", "off"))
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "run `starter migrate`")
 }

@@ -101,13 +101,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.router.S
 
 // Outcomes of a webhook request, as answered, logged and counted.
 const (
-	outcomeAccepted   = "accepted"
-	outcomeDuplicate  = "duplicate"
-	outcomeIgnored    = "ignored" // verified, stored, nothing to act on
-	outcomeBadMethod  = "method_not_allowed"
-	outcomeTooLarge   = "too_large"
-	outcomeUnsigned   = "unauthorized"
-	outcomeMalformed  = "malformed"
+	outcomeAccepted    = "accepted"
+	outcomeDuplicate   = "duplicate"
+	outcomeIgnored     = "ignored" // verified, stored, nothing to act on
+	outcomeBadMethod   = "method_not_allowed"
+	outcomeTooLarge    = "too_large"
+	outcomeUnsigned    = "unauthorized"
+	outcomeMalformed   = "malformed"
 	outcomeUnavailable = "unavailable"
 )
 

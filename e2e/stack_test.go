@@ -1,0 +1,193 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+
+	"github.com/kombosync/kombosync/internal/localstack"
+	"github.com/kombosync/kombosync/internal/testenv"
+	"github.com/kombosync/kombosync/kombo"
+	"github.com/kombosync/kombosync/komboemu"
+	"github.com/kombosync/kombosync/workflows"
+)
+
+// stack is the whole product on real parts: the emulator (in this process, over HTTP), the built
+// worker and gateway, a fresh database and the test dev server, on a task queue of its own.
+type stack struct {
+	emu        *komboemu.Emulator
+	gatewayURL string // base, e.g. http://127.0.0.1:1234
+	pool       *pgxpool.Pool
+	tc         client.Client
+	taskQueue  string
+	worker     *program
+	gateway    *program
+	env        []string // the worker's environment, to restart it
+}
+
+const (
+	stackAPIKey = "e2e-api-key-never-logged"
+	stackSecret = "e2e-webhook-secret-never-logged"
+)
+
+type stackOptions struct {
+	Quiet, Max time.Duration // debounce windows; 300 ms and 3 s when zero
+	Window     time.Duration // the emulator's data-changed coalescing; 100 ms when zero
+}
+
+func newStack(t *testing.T, o stackOptions) *stack {
+	t.Helper()
+	if o.Quiet == 0 {
+		o.Quiet = 300 * time.Millisecond
+	}
+	if o.Max == 0 {
+		o.Max = 3 * time.Second
+	}
+	if o.Window == 0 {
+		o.Window = 100 * time.Millisecond
+	}
+	gwPort, err := localstack.FreePort()
+	require.NoError(t, err)
+	s := &stack{gatewayURL: fmt.Sprintf("http://127.0.0.1:%d", gwPort), taskQueue: testenv.TaskQueue(t), tc: testenv.TemporalClient(t)}
+	s.emu = komboemu.New(komboemu.Options{APIKey: stackAPIKey, Seed: 7, Webhooks: komboemu.WebhookOptions{
+		URL: s.gatewayURL + "/webhooks/kombo", Secret: stackSecret, Window: o.Window, Retries: 5}})
+	emuSrv := httptest.NewServer(s.emu.Handler())
+	t.Cleanup(func() { emuSrv.Close(); s.emu.Close() })
+
+	db := testenv.Database(t)
+	s.pool, err = pgxpool.New(t.Context(), db)
+	require.NoError(t, err)
+	t.Cleanup(s.pool.Close)
+	common := envOf("DATABASE_URL", db, "TEMPORAL_ADDRESS", testenv.TemporalAddress(t), "TEMPORAL_TASK_QUEUE", s.taskQueue,
+		"LOG_LEVEL", "debug")
+	s.env = slices.Concat(common, envOf("KOMBO_API_KEY", stackAPIKey, "KOMBO_BASE_URL", emuSrv.URL+"/v1",
+		"DEBOUNCE_QUIET", o.Quiet.String(), "DEBOUNCE_MAX", o.Max.String(), "METRICS_LISTEN_ADDR", "off"))
+	s.worker = start(t, "worker", s.env)
+	s.gateway = start(t, "webhookgw", slices.Concat(common, envOf("KOMBO_WEBHOOK_SECRET", stackSecret,
+		"WEBHOOK_LISTEN_ADDR", fmt.Sprintf("127.0.0.1:%d", gwPort))))
+	waitHTTP(t, s.gateway, s.gatewayURL+"/readyz", http.StatusOK)
+	t.Cleanup(func() {
+		for _, p := range []*program{s.worker, s.gateway} {
+			for _, secret := range []string{stackAPIKey, stackSecret} {
+				if strings.Contains(p.output.String(), secret) {
+					t.Errorf("a secret was logged")
+				}
+			}
+		}
+	})
+	return s
+}
+
+// diff compares the stored records of an endpoint with the emulator's truth; "" when equal.
+func (s *stack) diff(t *testing.T, integrationID string, ep kombo.Endpoint) string {
+	t.Helper()
+	truth, err := s.emu.Truth(integrationID, ep)
+	require.NoError(t, err)
+	rows, err := s.pool.Query(t.Context(), `select id, data, remote_deleted_at is not null, deleted_at is not null
+		from kombo.records where integration_id = $1 and endpoint = $2`, integrationID, ep.String())
+	require.NoError(t, err)
+	type row struct {
+		data                   json.RawMessage
+		remoteDeleted, deleted bool
+	}
+	stored := map[string]row{}
+	for rows.Next() {
+		var id string
+		var r row
+		require.NoError(t, rows.Scan(&id, &r.data, &r.remoteDeleted, &r.deleted))
+		stored[id] = r
+	}
+	require.NoError(t, rows.Err())
+	if len(stored) != len(truth) {
+		return fmt.Sprintf("%s: %d rows stored, %d in Kombo", ep, len(stored), len(truth))
+	}
+	for _, tr := range truth {
+		r, ok := stored[tr.ID]
+		if !ok {
+			return fmt.Sprintf("%s: record %s missing", ep, tr.ID)
+		}
+		if !jsonEqual(r.data, tr.Data) {
+			return fmt.Sprintf("%s: record %s differs", ep, tr.ID)
+		}
+		if r.deleted != (tr.RemoteDeletedAt != nil) {
+			return fmt.Sprintf("%s: record %s deleted_at is wrong", ep, tr.ID)
+		}
+	}
+	return ""
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return string(xa) == string(ya)
+}
+
+// waitInSync waits until every endpoint of the category equals the emulator's truth.
+func (s *stack) waitInSync(t *testing.T, integrationID string, cat kombo.Category, within time.Duration) {
+	t.Helper()
+	var eps []kombo.Endpoint
+	for _, e := range kombo.DefaultEndpoints() {
+		if e.Category == cat {
+			eps = append(eps, e)
+		}
+	}
+	eventually(t, within, func() string {
+		for _, e := range eps {
+			if d := s.diff(t, integrationID, e); d != "" {
+				return d
+			}
+		}
+		return ""
+	})
+}
+
+// eventually polls cond until it returns "" or within passes; the last answer explains a failure.
+func eventually(t *testing.T, within time.Duration, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		why := cond()
+		if why == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %s", within, why)
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// status queries the integration's workflow.
+func (s *stack) status(t *testing.T, integrationID string) (workflows.Status, error) {
+	t.Helper()
+	v, err := s.tc.QueryWorkflow(t.Context(), workflows.IntegrationWorkflowID(integrationID), "", workflows.QueryStatus)
+	if err != nil {
+		return workflows.Status{}, err
+	}
+	var st workflows.Status
+	return st, v.Get(&st)
+}
+
+func (s *stack) count(t *testing.T, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, s.pool.QueryRow(t.Context(), sql, args...).Scan(&n))
+	return n
+}
