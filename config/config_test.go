@@ -190,8 +190,4 @@ func TestMetricsServerCanBeSwitchedOff(t *testing.T) {
 	cfg, err := parse(t, all, env)
 	require.NoError(t, err)
 	require.Empty(t, cfg.MetricsListenAddr, "off disables it (an empty variable counts as unset)")
-
-	cfg, err = parse(t, all, minimal)
-	require.NoError(t, err)
-	require.Equal(t, ":9090", cfg.MetricsListenAddr)
 }
