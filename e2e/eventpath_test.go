@@ -97,4 +97,109 @@ func TestEventPathKeepsPostgresEqualToKombo(t *testing.T) {
 	require.NoError(t, s.pool.QueryRow(t.Context(), `select count(*), count(signaled_at) from kombo.webhook_events
 		where integration_id = $1`, id).Scan(&inbox, &signaled))
 	require.Equal(t, inbox, signaled, "every stored event was signaled")
+	s.finish(t, id, "integration_sync_delta")
+}
+
+// An integration's life: its first sync is pending, then finishes; Kombo marks it INVALID (paused);
+// a fetch finds its credentials invalid (auth_failed) until it is ACTIVE again; an operator
+// pauses and resumes it. Nothing is fetched while it waits, nothing is missed after.
+func TestIntegrationWaitsOutFirstSyncAuthFailureAndPause(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	const id = "greenhouse:e2e-lifecycle"
+	require.NoError(t, s.emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryATS, Records: 30, Seed: 5,
+		FirstSyncPending: true, Notify: true}))
+	st := s.waitState(t, id, workflows.StateWaitingFirstSync, time.Minute)
+	require.Equal(t, "waiting for first sync", st.NextWake)
+	require.Zero(t, s.count(t, `select count(*) from kombo.records where integration_id = $1`, id))
+
+	require.NoError(t, s.emu.FinishFirstSync(id)) // sync-finished SUCCEEDED ends the wait at once
+	s.waitInSync(t, id, kombo.CategoryATS, time.Minute)
+	s.waitState(t, id, workflows.StateIdle, time.Minute)
+
+	// Kombo says the integration is INVALID: fetching pauses.
+	require.NoError(t, s.emu.SetState(id, kombo.IntegrationInvalid))
+	s.waitState(t, id, workflows.StatePaused, time.Minute)
+	_, err := s.emu.MutateRandom(id, 5)
+	require.NoError(t, err)
+	require.NoError(t, s.emu.WaitWebhooks(t.Context()))
+	st = s.waitState(t, id, workflows.StatePaused, time.Minute)
+	require.NotEmpty(t, st.Pending, "events keep accumulating while paused")
+	require.NoError(t, s.emu.SetState(id, kombo.IntegrationActive))
+	s.waitInSync(t, id, kombo.CategoryATS, time.Minute)
+
+	// The INVALID event is lost: the next fetch itself finds the credentials invalid.
+	s.emu.SetFaults(komboemu.Faults{Webhooks: komboemu.WebhookFaults{LossRate: 1}})
+	require.NoError(t, s.emu.SetState(id, kombo.IntegrationInvalid))
+	require.NoError(t, s.emu.WaitWebhooks(t.Context()))
+	s.emu.SetFaults(komboemu.Faults{})
+	_, err = s.emu.MutateRandom(id, 5)
+	require.NoError(t, err)
+	st = s.waitState(t, id, workflows.StateAuthFailed, time.Minute)
+	require.Contains(t, st.LastError, "AUTHENTICATION_INVALID")
+	require.NoError(t, s.emu.SetState(id, kombo.IntegrationActive)) // ACTIVE ends auth_failed
+	s.waitInSync(t, id, kombo.CategoryATS, time.Minute)
+
+	// An operator pauses: changes wait until resume.
+	s.signal(t, id, workflows.SignalPause, workflows.PauseRequest{Reason: "e2e maintenance"})
+	st = s.waitState(t, id, workflows.StatePaused, time.Minute)
+	require.Equal(t, "e2e maintenance", st.PauseReason)
+	_, err = s.emu.MutateRandom(id, 5)
+	require.NoError(t, err)
+	require.NoError(t, s.emu.WaitWebhooks(t.Context()))
+	eventually(t, time.Minute, func() string {
+		if st, err := s.status(t, id); err != nil || len(st.Pending) == 0 {
+			return "the change is not pending yet"
+		}
+		return ""
+	})
+	stale := false
+	for _, e := range kombo.DefaultEndpoints() {
+		if e.Category == kombo.CategoryATS && s.diff(t, id, e) != "" {
+			stale = true
+		}
+	}
+	require.True(t, stale, "nothing is fetched while paused")
+	s.signal(t, id, workflows.SignalResume, workflows.ResumeRequest{})
+	s.waitInSync(t, id, kombo.CategoryATS, time.Minute)
+	s.finish(t, id, "integration_sync_lifecycle")
+}
+
+// A long-lived workflow continues as new after a bounded number of rounds, keeping its state.
+func TestIntegrationContinuesAsNewAndKeepsSyncing(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	const id = "personio:e2e-continue-as-new"
+	require.NoError(t, s.emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 5, Seed: 9, Notify: true}))
+	s.waitInSync(t, id, kombo.CategoryHRIS, time.Minute)
+	wfID := workflows.IntegrationWorkflowID(id)
+	first, err := s.tc.DescribeWorkflowExecution(t.Context(), wfID, "")
+	require.NoError(t, err)
+	firstRun := first.WorkflowExecutionInfo.Execution.RunId
+
+	// Rounds forced one after the other until the run hands over to a new one.
+	eventually(t, 2*time.Minute, func() string {
+		d, err := s.tc.DescribeWorkflowExecution(t.Context(), wfID, "")
+		if err != nil {
+			return err.Error()
+		}
+		if d.WorkflowExecutionInfo.Execution.RunId != firstRun {
+			return ""
+		}
+		st, err := s.status(t, id)
+		if err == nil && st.State == workflows.StateIdle {
+			s.signal(t, id, workflows.SignalSyncNow, workflows.SyncNowRequest{Endpoints: []string{"hris/locations"}, Reason: "e2e"})
+		}
+		return "still the first run"
+	})
+	// The new run carries the integration on: changes keep flowing.
+	_, err = s.emu.MutateRandom(id, 10)
+	require.NoError(t, err)
+	s.waitInSync(t, id, kombo.CategoryHRIS, time.Minute)
+	st, err := s.status(t, id)
+	require.NoError(t, err)
+	require.True(t, st.FirstSyncFinished)
+	require.Len(t, st.Watermarks, len(kombo.DefaultEndpoints())-10, "every HRIS endpoint has its watermark")
+	s.recordHistory(t, wfID, firstRun, "integration_sync_continue_as_new")
+	s.finish(t, id, "integration_sync_after_continue_as_new")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/kombosync/kombosync/internal/localstack"
 	"github.com/kombosync/kombosync/internal/testenv"
@@ -190,4 +191,38 @@ func (s *stack) count(t *testing.T, sql string, args ...any) int {
 	var n int
 	require.NoError(t, s.pool.QueryRow(t.Context(), sql, args...).Scan(&n))
 	return n
+}
+
+// waitState waits until the integration's workflow reports the state.
+func (s *stack) waitState(t *testing.T, integrationID, state string, within time.Duration) workflows.Status {
+	t.Helper()
+	var st workflows.Status
+	eventually(t, within, func() string {
+		var err error
+		if st, err = s.status(t, integrationID); err != nil {
+			return err.Error()
+		}
+		if st.State != state {
+			return "state " + st.State + ", last error: " + st.LastError
+		}
+		return ""
+	})
+	return st
+}
+
+// signal sends a signal to the integration's workflow.
+func (s *stack) signal(t *testing.T, integrationID, name string, arg any) {
+	t.Helper()
+	require.NoError(t, s.tc.SignalWorkflow(t.Context(), workflows.IntegrationWorkflowID(integrationID), "", name, arg))
+}
+
+// finish cancels the integration's workflow, waits for it to close and records its history
+// under name (see recordHistory).
+func (s *stack) finish(t *testing.T, integrationID, name string) {
+	t.Helper()
+	id := workflows.IntegrationWorkflowID(integrationID)
+	require.NoError(t, s.tc.CancelWorkflow(t.Context(), id, ""))
+	err := s.tc.GetWorkflow(t.Context(), id, "").Get(t.Context(), nil)
+	require.ErrorAs(t, err, new(*temporal.CanceledError))
+	s.recordHistory(t, id, "", name)
 }

@@ -377,9 +377,9 @@ func (s *syncer) launchDue(ctx workflow.Context) {
 	s.st.Pending = left
 	if len(left) == 0 {
 		s.st.PendingSince, s.st.QuietUntil = nil, nil
-	}
-	if started {
-		s.rounds++
+		if started {
+			s.rounds++ // the debounced set is dispatched: one round
+		}
 	}
 }
 

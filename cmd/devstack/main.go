@@ -147,7 +147,9 @@ func (s *stack) up(ctx context.Context, stdout io.Writer) error {
 		"worker":    fmt.Sprintf("127.0.0.1:%d", workerPort),
 		"webhookgw": fmt.Sprintf("127.0.0.1:%d", gatewayPort),
 	}
-	for _, p := range s.programs {
+	// The emulator starts last: it announces its integrations (integration-created) to a
+	// gateway that must already listen.
+	for _, p := range slices.Concat(s.programs[1:], s.programs[:1]) {
 		if err := p.Stop(10 * time.Second); err != nil {
 			return fmt.Errorf("stop old %s: %w", p.Name, err)
 		}
@@ -242,6 +244,7 @@ func (s *stack) devEnv() ([]string, error) {
 		fmt.Sprintf("KOMBOEMU_WEBHOOK_URL=http://127.0.0.1:%d/webhooks/kombo", gatewayPort),
 		"KOMBOEMU_WEBHOOK_SECRET=" + secret,
 		"KOMBOEMU_INTEGRATIONS=personio:demo-hris=hris:200,greenhouse:demo-ats=ats:100",
+		"KOMBOEMU_CHURN=0.2", // a change every five seconds or so, to watch data flow
 	}
 	content := "# Written by devstack: the local stack's settings. Secrets are for local use only.\n" +
 		strings.Join(env, "\n") + "\n"

@@ -92,6 +92,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	defer emu.Close()
 	for _, spec := range s.integrations {
 		spec.Seed = s.seed
+		spec.Notify = true // announced with integration-created, as Kombo does when a customer connects
 		if err := emu.CreateIntegration(spec); err != nil {
 			return err
 		}
