@@ -16,9 +16,10 @@ import (
 // Activities hold the dependencies of kombosync's activities. Workflows refer to them through a
 // nil *Activities, so registration and call sites cannot drift apart.
 type Activities struct {
-	Kombo    *kombo.Client
-	Store    *store.Store
-	Settings Settings
+	Kombo      *kombo.Client
+	Store      *store.Store
+	Settings   Settings
+	Reconciler Reconciler
 }
 
 // Application error types of FetchEndpoint, for the workflow to branch on with

@@ -18,6 +18,11 @@ type Settings struct {
 	DebounceMax        time.Duration
 	FetchOverlap       time.Duration
 	MaxParallelFetches int
+	// SweepMaxShare is the largest share of an endpoint's rows a full pass may mark deleted
+	// without an operator's confirmation.
+	SweepMaxShare float64
+	// DeletedRetention is how long a deleted integration's rows are kept before the purge.
+	DeletedRetention time.Duration
 }
 
 // LoadIntegrationInput names the integration and what the caller knows of it.

@@ -37,6 +37,8 @@ const (
 	DefaultMetricsListenAddr = ":9090"
 	DefaultFetchOverlap      = 2 * time.Minute
 	DefaultFetchParallelism  = 4
+	DefaultSweepMaxShare     = 0.2
+	DefaultDeletedRetention  = 14 * 24 * time.Hour
 )
 
 // Event types that may trigger a delta fetch (KOMBO_TRIGGERS).
@@ -104,6 +106,11 @@ type Config struct {
 	FetchOverlap  time.Duration
 	// FetchParallelism bounds the endpoints one integration fetches at once.
 	FetchParallelism int
+	// SweepMaxShare: a full pass may mark at most this share of an endpoint's rows deleted
+	// without an operator's confirmation.
+	SweepMaxShare float64
+	// DeletedRetention: how long a deleted integration's rows are kept.
+	DeletedRetention time.Duration
 
 	MetricsListenAddr string
 
@@ -135,6 +142,8 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("debounce_max", c.DebounceMax),
 		slog.Duration("fetch_overlap", c.FetchOverlap),
 		slog.Int("fetch_parallelism", c.FetchParallelism),
+		slog.Float64("sweep_max_share", c.SweepMaxShare),
+		slog.Duration("deleted_retention", c.DeletedRetention),
 	)
 }
 
@@ -189,6 +198,8 @@ func Register(fs *flag.FlagSet, parts Part) *Config {
 		fs.DurationVar(&c.DebounceMax, "debounce-max", DefaultDebounceMax, "longest a steady stream of events may postpone a fetch (env DEBOUNCE_MAX)")
 		fs.DurationVar(&c.FetchOverlap, "fetch-overlap", DefaultFetchOverlap, "safety overlap subtracted from each watermark for clock skew (env FETCH_OVERLAP)")
 		fs.IntVar(&c.FetchParallelism, "fetch-parallelism", DefaultFetchParallelism, "endpoints of one integration fetched at once (env FETCH_PARALLELISM)")
+		fs.Float64Var(&c.SweepMaxShare, "sweep-max-share", DefaultSweepMaxShare, "largest share of an endpoint's rows a full pass marks deleted without confirmation (env SWEEP_MAX_SHARE)")
+		fs.DurationVar(&c.DeletedRetention, "deleted-retention", DefaultDeletedRetention, "how long a deleted integration's rows are kept before the purge (env DELETED_RETENTION)")
 	}
 	if parts&PartMetrics != 0 {
 		c.MetricsListenAddr = DefaultMetricsListenAddr
@@ -291,6 +302,12 @@ func (c *Config) Validate() error {
 		}
 		if c.FetchParallelism < 1 || c.FetchParallelism > 32 {
 			errs = append(errs, fmt.Errorf("FETCH_PARALLELISM must be between 1 and 32, not %d", c.FetchParallelism))
+		}
+		if c.SweepMaxShare < 0 || c.SweepMaxShare > 1 {
+			errs = append(errs, fmt.Errorf("SWEEP_MAX_SHARE must be between 0 and 1, not %g", c.SweepMaxShare))
+		}
+		if c.DeletedRetention < 0 {
+			errs = append(errs, fmt.Errorf("DELETED_RETENTION must not be negative, not %s", c.DeletedRetention))
 		}
 		if c.FetchOverlap < 0 {
 			errs = append(errs, fmt.Errorf("FETCH_OVERLAP must not be negative, not %s", c.FetchOverlap))

@@ -43,6 +43,8 @@ const (
 type stackOptions struct {
 	Quiet, Max time.Duration // debounce windows; 300 ms and 3 s when zero
 	Window     time.Duration // the emulator's data-changed coalescing; 100 ms when zero
+	Clock      *komboemu.ManualClock
+	Env        []string // extra worker settings
 }
 
 func newStack(t *testing.T, o stackOptions) *stack {
@@ -59,7 +61,11 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	gwPort, err := localstack.FreePort()
 	require.NoError(t, err)
 	s := &stack{gatewayURL: fmt.Sprintf("http://127.0.0.1:%d", gwPort), taskQueue: testenv.TaskQueue(t), tc: testenv.TemporalClient(t)}
-	s.emu = komboemu.New(komboemu.Options{APIKey: stackAPIKey, Seed: 7, Webhooks: komboemu.WebhookOptions{
+	var now func() time.Time
+	if o.Clock != nil {
+		now = o.Clock.Now
+	}
+	s.emu = komboemu.New(komboemu.Options{APIKey: stackAPIKey, Seed: 7, Now: now, Webhooks: komboemu.WebhookOptions{
 		URL: s.gatewayURL + "/webhooks/kombo", Secret: stackSecret, Window: o.Window, Retries: 5}})
 	emuSrv := httptest.NewServer(s.emu.Handler())
 	t.Cleanup(func() { emuSrv.Close(); s.emu.Close() })
@@ -71,7 +77,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	common := envOf("DATABASE_URL", db, "TEMPORAL_ADDRESS", testenv.TemporalAddress(t), "TEMPORAL_TASK_QUEUE", s.taskQueue,
 		"LOG_LEVEL", "debug")
 	s.env = slices.Concat(common, envOf("KOMBO_API_KEY", stackAPIKey, "KOMBO_BASE_URL", emuSrv.URL+"/v1",
-		"DEBOUNCE_QUIET", o.Quiet.String(), "DEBOUNCE_MAX", o.Max.String(), "METRICS_LISTEN_ADDR", "off"))
+		"DEBOUNCE_QUIET", o.Quiet.String(), "DEBOUNCE_MAX", o.Max.String(), "METRICS_LISTEN_ADDR", "off"), o.Env)
 	s.worker = start(t, "worker", s.env)
 	s.gateway = start(t, "webhookgw", slices.Concat(common, envOf("KOMBO_WEBHOOK_SECRET", stackSecret,
 		"WEBHOOK_LISTEN_ADDR", fmt.Sprintf("127.0.0.1:%d", gwPort))))
@@ -108,8 +114,15 @@ func (s *stack) diff(t *testing.T, integrationID string, ep kombo.Endpoint) stri
 		stored[id] = r
 	}
 	require.NoError(t, rows.Err())
-	if len(stored) != len(truth) {
-		return fmt.Sprintf("%s: %d rows stored, %d in Kombo", ep, len(stored), len(truth))
+	inTruth := make(map[string]bool, len(truth))
+	for _, tr := range truth {
+		inTruth[tr.ID] = true
+	}
+	for id, r := range stored {
+		// Kombo removed it for good after its retention period: kept here, marked deleted.
+		if !inTruth[id] && !r.deleted {
+			return fmt.Sprintf("%s: record %s is gone from Kombo but not marked deleted", ep, id)
+		}
 	}
 	for _, tr := range truth {
 		r, ok := stored[tr.ID]
@@ -225,4 +238,13 @@ func (s *stack) finish(t *testing.T, integrationID, name string) {
 	err := s.tc.GetWorkflow(t.Context(), id, "").Get(t.Context(), nil)
 	require.ErrorAs(t, err, new(*temporal.CanceledError))
 	s.recordHistory(t, id, "", name)
+}
+
+// starter runs the built starter against the stack and returns its output; it must succeed.
+func (s *stack) starter(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out := runToEnd(t, "starter", envOf("DATABASE_URL", "postgres://unused@127.0.0.1/x", "TEMPORAL_ADDRESS",
+		testenv.TemporalAddress(t), "TEMPORAL_TASK_QUEUE", s.taskQueue), args...)
+	require.Equal(t, 0, code, "starter %v: %s", args, out)
+	return out
 }

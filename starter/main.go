@@ -1,5 +1,5 @@
-// Command starter is kombosync's operator CLI: database migrations now; schedules, integration
-// controls, status and history export as the issues that build them land.
+// Command starter is kombosync's operator CLI: database migrations, the weekly reconciliation
+// schedule, and integration controls (sync, reconcile, pause, resume).
 package main
 
 import (
@@ -8,12 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
+	"go.temporal.io/sdk/client"
 
 	"github.com/kombosync/kombosync/config"
 	"github.com/kombosync/kombosync/internal/service"
@@ -34,7 +36,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		LongHelp: "starter operates kombosync. Settings come from the environment variables of the\n" +
 			"README's configuration table; flags of the same name override them.",
 		FlagSet:     flag.NewFlagSet("starter", flag.ContinueOnError),
-		Subcommands: []*ffcli.Command{migrateCommand(stdout)},
+		Subcommands: []*ffcli.Command{migrateCommand(stdout), scheduleCommand(stdout), integrationCommand(stdout)},
 		Exec: func(context.Context, []string) error {
 			return config.UsageError{Err: errors.New("a subcommand is required (see starter -h)")}
 		},
@@ -56,10 +58,19 @@ func setOutput(c *ffcli.Command, w io.Writer) {
 	}
 }
 
-// command builds a subcommand whose flags are the given config parts, validated before exec.
+// command builds a subcommand whose flags are the given config parts (plus any extra ones),
+// validated before exec.
 func command(name, usage, help string, parts config.Part, exec func(context.Context, *config.Config, []string) error) *ffcli.Command {
+	return commandWith(name, usage, help, parts, nil, exec)
+}
+
+func commandWith(name, usage, help string, parts config.Part, extra func(*flag.FlagSet),
+	exec func(context.Context, *config.Config, []string) error) *ffcli.Command {
 	fs := flag.NewFlagSet("starter "+name, flag.ContinueOnError)
 	cfg := config.Register(fs, parts)
+	if extra != nil {
+		extra(fs)
+	}
 	return &ffcli.Command{
 		Name:       name,
 		ShortUsage: "starter " + usage,
@@ -67,12 +78,40 @@ func command(name, usage, help string, parts config.Part, exec func(context.Cont
 		FlagSet:    fs,
 		Options:    []ff.Option{ff.WithEnvVars()},
 		Exec: func(ctx context.Context, args []string) error {
+			// Flags may follow the arguments too (integration reconcile ID --confirm-sweep).
+			var positional []string
+			for len(args) > 0 {
+				positional = append(positional, args[0])
+				if err := fs.Parse(args[1:]); err != nil {
+					return config.UsageError{Err: err}
+				}
+				args = fs.Args()
+			}
 			if err := cfg.Validate(); err != nil {
 				return config.UsageError{Err: err}
 			}
-			return exec(ctx, cfg, args)
+			return exec(ctx, cfg, positional)
 		},
 	}
+}
+
+// group is a command that only holds subcommands.
+func group(name, help string, subs ...*ffcli.Command) *ffcli.Command {
+	return &ffcli.Command{
+		Name:        name,
+		ShortUsage:  "starter " + name + " <subcommand> [flags]",
+		ShortHelp:   help,
+		FlagSet:     flag.NewFlagSet("starter "+name, flag.ContinueOnError),
+		Subcommands: subs,
+		Exec: func(context.Context, []string) error {
+			return config.UsageError{Err: fmt.Errorf("%s needs a subcommand (see starter %s -h)", name, name)}
+		},
+	}
+}
+
+// dial connects to Temporal with a logger that stays quiet unless something is wrong.
+func dial(ctx context.Context, cfg *config.Config) (client.Client, error) {
+	return service.DialTemporal(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 }
 
 func migrateCommand(stdout io.Writer) *ffcli.Command {

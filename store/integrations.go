@@ -25,6 +25,10 @@ type Integration struct {
 	// LastSyncedAt is when a fetch of ours last completed.
 	LastSyncedAt *time.Time
 	DeletedAt    *time.Time
+	PurgedAt     *time.Time
+	// Attention says why an operator is needed (a refused sweep). SaveIntegration keeps the
+	// stored value when nil and clears it when empty.
+	Attention *string
 }
 
 // Integration reads an integration; found is false when there is no row.
@@ -33,10 +37,10 @@ func (s *Store) Integration(ctx context.Context, id string) (in Integration, fou
 	var firstSync string
 	err = s.pool.QueryRow(ctx, `
 		select id, tool, category, state, sync_state, last_sync_state, last_sync_state_at, first_sync_status,
-			last_synced_at, deleted_at
+			last_synced_at, deleted_at, purged_at, attention
 		from kombo.integrations where id = $1`, id).
 		Scan(&in.ID, &tool, &category, &in.State, &syncState, &lastSyncState, &in.LastSyncStateAt, &firstSync,
-			&in.LastSyncedAt, &in.DeletedAt)
+			&in.LastSyncedAt, &in.DeletedAt, &in.PurgedAt, &in.Attention)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Integration{}, false, nil
 	}
@@ -61,9 +65,9 @@ func (s *Store) SaveIntegration(ctx context.Context, in Integration) error {
 	}
 	_, err := s.pool.Exec(ctx, `
 		insert into kombo.integrations as i (id, tool, category, state, sync_state, last_sync_state, last_sync_state_at,
-			first_sync_status, last_synced_at, deleted_at)
+			first_sync_status, last_synced_at, deleted_at, purged_at, attention)
 		values ($1, nullif($2, ''), nullif($3, ''), coalesce(nullif($4, ''), 'ACTIVE'), nullif($5, ''), nullif($6, ''), $7,
-			$8, $9, $10)
+			$8, $9, $10, $11, nullif($12, ''))
 		on conflict (id) do update set
 			tool = coalesce(excluded.tool, i.tool),
 			category = coalesce(excluded.category, i.category),
@@ -75,9 +79,11 @@ func (s *Store) SaveIntegration(ctx context.Context, in Integration) error {
 			first_sync_status = case when i.first_sync_status = 'finished' then 'finished' else excluded.first_sync_status end,
 			last_synced_at = greatest(i.last_synced_at, excluded.last_synced_at),
 			deleted_at = coalesce(i.deleted_at, excluded.deleted_at),
+			purged_at = coalesce(i.purged_at, excluded.purged_at),
+			attention = case when $12::text is null then i.attention else nullif($12, '') end,
 			updated_at = now()`,
 		in.ID, in.Tool, in.Category, in.State, in.SyncState, in.LastSyncState, in.LastSyncStateAt,
-		firstSync, in.LastSyncedAt, in.DeletedAt)
+		firstSync, in.LastSyncedAt, in.DeletedAt, in.PurgedAt, in.Attention)
 	if err != nil {
 		return fmt.Errorf("save integration %s: %w", in.ID, err)
 	}
@@ -89,4 +95,65 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// IntegrationRef names an integration and what is known of it.
+type IntegrationRef struct {
+	ID       string
+	Tool     string
+	Category string
+}
+
+// ActiveIntegrations lists integrations that are not deleted, by id, after the given id (""
+// for the first page), at most limit of them.
+func (s *Store) ActiveIntegrations(ctx context.Context, after string, limit int) ([]IntegrationRef, error) {
+	rows, err := s.pool.Query(ctx, `select id, coalesce(tool, ''), coalesce(category, '') from kombo.integrations
+		where deleted_at is null and id > $1 order by id limit $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list integrations: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[IntegrationRef])
+	if err != nil {
+		return nil, fmt.Errorf("list integrations: %w", err)
+	}
+	return out, nil
+}
+
+// IntegrationDeleted reports whether the integration was deleted (Kombo's integration-deleted).
+func (s *Store) IntegrationDeleted(ctx context.Context, id string) (bool, error) {
+	var deleted bool
+	err := s.pool.QueryRow(ctx, `select exists(select from kombo.integrations where id = $1 and deleted_at is not null)`, id).Scan(&deleted)
+	if err != nil {
+		return false, fmt.Errorf("read integration %s: %w", id, err)
+	}
+	return deleted, nil
+}
+
+// PurgeIntegration removes a deleted integration's data: records, change feed, watermarks and
+// runs. The integration's row stays, marked purged, so a late event does not bring it back.
+func (s *Store) PurgeIntegration(ctx context.Context, id string) (records int64, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `delete from kombo.records where integration_id = $1`, id)
+		if err != nil {
+			return err
+		}
+		records = tag.RowsAffected()
+		for _, q := range []string{
+			`delete from kombo.changes where integration_id = $1`,
+			`delete from kombo.watermarks where integration_id = $1`,
+			`delete from kombo.full_pass_seen where run_id in (select id from kombo.fetch_runs where integration_id = $1)`,
+			`delete from kombo.fetch_runs where integration_id = $1`,
+			`update kombo.integrations set purged_at = coalesce(purged_at, now()), deleted_at = coalesce(deleted_at, now()),
+				updated_at = now() where id = $1`,
+		} {
+			if _, err := tx.Exec(ctx, q, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge integration %s: %w", id, err)
+	}
+	return records, nil
 }

@@ -110,6 +110,10 @@ func (s *Store) ApplyPage(ctx context.Context, run Run, page *kombo.Page, fetche
 		// One writer per (integration, endpoint) at a time: a retried attempt and its zombie
 		// predecessor take turns instead of interleaving.
 		b.Queue(`select pg_advisory_xact_lock(hashtextextended($1, 0))`, run.Endpoint.String()+" "+run.IntegrationID) // unambiguous: endpoints hold no space
+		if run.Kind == KindFull {
+			// What the sweep must not delete: every id this pass saw.
+			b.Queue(`insert into kombo.full_pass_seen (run_id, id) select $1, unnest($2::text[]) on conflict do nothing`, run.ID, ids)
+		}
 		b.Queue(upsertPage, run.IntegrationID, run.Endpoint.String(), ids, remoteIDs, data, changedAt, deletedAt,
 			fetchedAt, run.ID, page.Next, len(page.Records)).
 			QueryRow(func(row pgx.Row) error {

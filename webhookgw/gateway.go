@@ -189,6 +189,22 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request) {
 		answer(w, outcome, "could not store the event; retry later")
 		return
 	}
+	if act && found != store.InsertedDuplicate {
+		// A deleted integration stays deleted: a late event must not start its workflow again.
+		deleted, err := g.opts.Store.IntegrationDeleted(ctx, signal.IntegrationID)
+		if err != nil {
+			outcome = outcomeUnavailable
+			log.ErrorContext(ctx, "could not look up the integration", "error", err)
+			answer(w, outcome, "could not check the integration; retry later")
+			return
+		}
+		if deleted {
+			act = false
+			if err := g.opts.Store.MarkSignaled(ctx, ev.ID); err != nil { // handled: nothing to signal
+				log.WarnContext(ctx, "could not mark the webhook handled", "error", err)
+			}
+		}
+	}
 	switch {
 	case found == store.InsertedDuplicate:
 		outcome = outcomeDuplicate
@@ -218,15 +234,8 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) signal(ctx context.Context, ev workflows.KomboEvent) error {
 	ctx, cancel := context.WithTimeout(ctx, g.opts.SignalTimeout)
 	defer cancel()
-	_, err := g.opts.Temporal.SignalWithStartWorkflow(ctx, workflows.IntegrationWorkflowID(ev.IntegrationID),
-		workflows.SignalKomboEvent, ev,
-		workflows.StartOptions(ev.IntegrationID, ev.Tool, ev.Category, g.opts.TaskQueue),
-		workflows.IntegrationSyncType,
-		workflows.IntegrationSyncInput{IntegrationID: ev.IntegrationID, Tool: ev.Tool, Category: ev.Category})
-	if err != nil {
-		return fmt.Errorf("signal-with-start %s: %w", workflows.IntegrationWorkflowID(ev.IntegrationID), err)
-	}
-	return nil
+	return workflows.SignalWithStart(ctx, g.opts.Temporal, g.opts.TaskQueue, ev.IntegrationID, ev.Tool, ev.Category,
+		workflows.SignalKomboEvent, ev)
 }
 
 // RunRelay signals stored but unsignaled events until ctx ends: the events a request stored
@@ -260,6 +269,9 @@ func (g *Gateway) Relay(ctx context.Context) (int, error) {
 				signal, act := workflows.EventFromWebhook(ev, stored.ReceivedAt)
 				if !act {
 					return nil
+				}
+				if deleted, err := g.opts.Store.IntegrationDeleted(ctx, signal.IntegrationID); err != nil || deleted {
+					return err // deleted: handled, nothing to signal
 				}
 				return g.signal(ctx, signal)
 			})

@@ -62,6 +62,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	register(w, &activities.Activities{Kombo: kc, Store: store.New(pool), Settings: activities.Settings{
 		Endpoints: cfg.Endpoints, Triggers: cfg.Triggers, DebounceQuiet: cfg.DebounceQuiet, DebounceMax: cfg.DebounceMax,
 		FetchOverlap: cfg.FetchOverlap, MaxParallelFetches: cfg.FetchParallelism,
+		SweepMaxShare: cfg.SweepMaxShare, DeletedRetention: cfg.DeletedRetention,
+	}, Reconciler: func(ctx context.Context, ref store.IntegrationRef, reason string) error {
+		return workflows.SignalWithStart(ctx, tc, cfg.TaskQueue, ref.ID, ref.Tool, ref.Category,
+			workflows.SignalReconcile, workflows.ReconcileRequest{Reason: reason})
 	}})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)

@@ -84,6 +84,19 @@ type SyncState struct {
 	LastRuns    map[string]RunSummary
 	Unavailable []string
 	RecentIDs   []string
+
+	// ReconcileWanted: a full pass starts as soon as no delta runs; ConfirmSweep lets its sweep
+	// exceed the guard.
+	ReconcileWanted bool
+	ConfirmSweep    bool
+	LastFullSyncAt  *time.Time
+	// Attention says why an operator is needed (a refused sweep); empty when all is well.
+	Attention string
+
+	// Deleted: Kombo deleted the integration. Nothing is fetched; its rows are purged at PurgeAt.
+	Deleted   bool
+	DeletedAt *time.Time
+	PurgeAt   *time.Time
 }
 
 // OpenRun is an unfinished pass kept for resumption.
@@ -117,7 +130,9 @@ type syncer struct {
 	timer      *wakeTimer
 	logger     log.Logger
 
-	events, syncNow, pause, resume workflow.ReceiveChannel
+	events, syncNow, pause, resume, reconcile workflow.ReceiveChannel
+	child                                    *fullSyncCall
+	purged                                   bool // the retention period passed and the rows are gone
 
 	eventsThisRun int
 	rounds        int
@@ -138,6 +153,11 @@ type fetchCall struct {
 	future    workflow.Future
 }
 
+type fullSyncCall struct {
+	id     string
+	future workflow.ChildWorkflowFuture
+}
+
 type wakeTimer struct {
 	at     time.Time
 	future workflow.Future
@@ -156,6 +176,7 @@ func newSyncer(ctx workflow.Context, in IntegrationSyncInput) (*syncer, error) {
 		syncNow:       workflow.GetSignalChannel(ctx, SignalSyncNow),
 		pause:         workflow.GetSignalChannel(ctx, SignalPause),
 		resume:        workflow.GetSignalChannel(ctx, SignalResume),
+		reconcile:     workflow.GetSignalChannel(ctx, SignalReconcile),
 		unknownModels: map[string]bool{},
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return s.status(), nil }); err != nil {
@@ -196,9 +217,19 @@ func newSyncer(ctx workflow.Context, in IntegrationSyncInput) (*syncer, error) {
 	if in.Carried == nil {
 		s.st.LastSyncState, s.st.LastSyncStateAt, s.st.LastSyncAt = row.LastSyncState, row.LastSyncStateAt, row.LastSyncedAt
 		s.st.KomboInactive = row.State == kombo.IntegrationInvalid || row.State == kombo.IntegrationInactive
+		if row.Attention != nil {
+			s.st.Attention = *row.Attention
+		}
 		s.published.saved = &row
 	}
-	s.backfill(ctx)
+	if row.DeletedAt != nil && !s.st.Deleted {
+		// Deleted before this run started: finish the retention wait, never sync again.
+		s.markDeleted(*row.DeletedAt)
+	}
+	s.purged = row.PurgedAt != nil
+	if !s.st.Deleted {
+		s.backfill(ctx)
+	}
 	return s, nil
 }
 
@@ -206,9 +237,18 @@ func newSyncer(ctx workflow.Context, in IntegrationSyncInput) (*syncer, error) {
 // to finish or the next deadline.
 func (s *syncer) run(ctx workflow.Context) error {
 	for {
+		if s.purged {
+			// A late event restarted the workflow of an integration whose rows are gone: it
+			// does not come back to life.
+			s.logger.Info("integration deleted and purged; not syncing it again")
+			return nil
+		}
+		if done, err := s.purgeIfDue(ctx); done || err != nil {
+			return err
+		}
 		s.launchDue(ctx)
 		s.publish(ctx)
-		if s.wantContinueAsNew(ctx) && len(s.inflight) == 0 {
+		if s.wantContinueAsNew(ctx) && len(s.inflight) == 0 && s.child == nil {
 			// Signals already delivered to this run would be lost with it: take them first.
 			for s.receiveAll(ctx) {
 			}
@@ -222,6 +262,11 @@ func (s *syncer) run(ctx workflow.Context) error {
 		sel.AddReceive(s.syncNow, func(c workflow.ReceiveChannel, _ bool) { s.receiveSyncNow(ctx, c) })
 		sel.AddReceive(s.pause, func(c workflow.ReceiveChannel, _ bool) { s.receivePause(ctx, c) })
 		sel.AddReceive(s.resume, func(c workflow.ReceiveChannel, _ bool) { s.receiveResume(ctx, c) })
+		sel.AddReceive(s.reconcile, func(c workflow.ReceiveChannel, _ bool) { s.receiveReconcile(ctx, c) })
+		if s.child != nil {
+			child := s.child
+			sel.AddFuture(child.future, func(f workflow.Future) { s.fullSyncDone(ctx, child, f) })
+		}
 		for _, call := range s.inflight {
 			sel.AddFuture(call.future, func(f workflow.Future) { s.fetchDone(ctx, call, f) })
 		}
@@ -248,7 +293,8 @@ func (s *syncer) receiveAll(ctx workflow.Context) bool {
 		for _, h := range []struct {
 			ch workflow.ReceiveChannel
 			f  func(workflow.Context, workflow.ReceiveChannel)
-		}{{s.events, s.receiveEvent}, {s.syncNow, s.receiveSyncNow}, {s.pause, s.receivePause}, {s.resume, s.receiveResume}} {
+		}{{s.events, s.receiveEvent}, {s.syncNow, s.receiveSyncNow}, {s.pause, s.receivePause}, {s.resume, s.receiveResume},
+			{s.reconcile, s.receiveReconcile}} {
 			if h.ch.Len() > 0 {
 				h.f(ctx, h.ch)
 				got = true
@@ -351,14 +397,20 @@ func (s *syncer) blocked() string {
 // launchDue starts the fetches that are due, up to the parallelism bound.
 func (s *syncer) launchDue(ctx workflow.Context) {
 	now := workflow.Now(ctx)
-	if s.blocked() != "" || s.wantContinueAsNew(ctx) {
-		return
+	if s.st.Deleted || s.blocked() != "" || s.wantContinueAsNew(ctx) || s.child != nil {
+		return // a full pass runs alone: deltas wait for it
 	}
 	if s.st.RetryAt != nil {
 		if now.Before(*s.st.RetryAt) {
 			return
 		}
 		s.st.RetryAt = nil
+	}
+	if s.st.ReconcileWanted {
+		if len(s.inflight) == 0 { // deltas under way finish first
+			s.startFullSync(ctx, now)
+		}
+		return
 	}
 	at, ok := s.fireAt()
 	if !ok || now.Before(at) {
@@ -410,17 +462,7 @@ func (s *syncer) launch(ctx workflow.Context, ep string, now time.Time) {
 		what = "backfill"
 	}
 	advanceTo := run.StartedAt.Add(-s.settings.FetchOverlap)
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Minute, // a longer pass resumes from its last page
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    time.Minute,
-			MaximumAttempts:    10,
-		},
-		Summary: fmt.Sprintf("fetch %s (%s)", ep, what),
-	})
+	actx := workflow.WithActivityOptions(ctx, fetchOptions(fmt.Sprintf("fetch %s (%s)", ep, what)))
 	f := workflow.ExecuteActivity(actx, acts.FetchEndpoint, activities.FetchEndpointInput{
 		IntegrationID: s.id, Endpoint: e, UpdatedAfter: run.UpdatedAfter, Kind: store.KindDelta,
 		RunID: run.ID, AdvanceWatermarkTo: &advanceTo,
@@ -509,6 +551,10 @@ func (s *syncer) receiveEvent(ctx workflow.Context, c workflow.ReceiveChannel) {
 			s.st.RecentIDs = s.st.RecentIDs[len(s.st.RecentIDs)-recentEvents:]
 		}
 	}
+	if s.st.Deleted {
+		s.logger.Info("event for a deleted integration ignored", "type", ev.Type, "event_id", ev.ID)
+		return
+	}
 	if s.st.Tool == "" {
 		s.st.Tool = ev.Tool
 	}
@@ -561,6 +607,9 @@ func (s *syncer) receiveEvent(ctx workflow.Context, c workflow.ReceiveChannel) {
 		}
 	case kombo.EventIntegrationCreated:
 		// Tool and category are recorded above; backfill follows from the missing watermarks.
+	case kombo.EventIntegrationDeleted:
+		s.markDeleted(workflow.Now(ctx))
+		s.logger.Info("integration deleted; purging its rows after the retention period", "purge_at", *s.st.PurgeAt)
 	default:
 		s.logger.Info("event recorded, nothing to do", "type", ev.Type, "event_id", ev.ID)
 	}
@@ -579,6 +628,10 @@ func (s *syncer) receiveSyncNow(ctx workflow.Context, c workflow.ReceiveChannel)
 				s.logger.Warn("sync-now: endpoint not configured for this integration", "endpoint", name)
 			}
 		}
+	}
+	if s.st.Deleted {
+		s.logger.Info("sync-now ignored: the integration is deleted")
+		return
 	}
 	s.st.RetryAt, s.st.AuthFailed = nil, false
 	s.markDirty(ctx, eps, true)
@@ -603,12 +656,16 @@ func (s *syncer) receiveResume(ctx workflow.Context, c workflow.ReceiveChannel) 
 // state is the KomboSyncState the workflow is in.
 func (s *syncer) state() string {
 	switch {
+	case s.st.Deleted:
+		return StateDeleted
 	case s.st.OperatorPaused || s.st.KomboInactive:
 		return StatePaused
 	case s.st.AuthFailed:
 		return StateAuthFailed
 	case s.st.FirstSyncPending:
 		return StateWaitingFirstSync
+	case s.child != nil:
+		return StateReconciling
 	case len(s.inflight) > 0:
 		return StateSyncing
 	case len(s.st.Pending) > 0 && s.st.RetryAt == nil:
@@ -619,8 +676,14 @@ func (s *syncer) state() string {
 
 // nextWake is the next deadline to wake up for, and what it is for.
 func (s *syncer) nextWake() (time.Time, string) {
-	if s.blocked() != "" || len(s.st.Pending) == 0 {
+	if s.st.Deleted && s.st.PurgeAt != nil {
+		return *s.st.PurgeAt, "purge after retention"
+	}
+	if s.st.Deleted || s.blocked() != "" || (len(s.st.Pending) == 0 && !s.st.ReconcileWanted) {
 		return time.Time{}, ""
+	}
+	if s.st.ReconcileWanted && s.st.RetryAt == nil {
+		return time.Time{}, "" // starts as soon as running fetches finish
 	}
 	if s.st.RetryAt != nil {
 		if s.st.FirstSyncPending {
@@ -702,12 +765,13 @@ func (s *syncer) publish(ctx workflow.Context) {
 	workflow.SetCurrentDetails(ctx, s.details(state))
 
 	lasting := state
-	if state == StateDebouncing || state == StateSyncing {
+	if state == StateDebouncing || state == StateSyncing || state == StateReconciling {
 		lasting = StateIdle
 	}
 	row := store.Integration{ID: s.id, Tool: s.st.Tool, Category: s.st.Category, State: s.st.KomboState,
 		SyncState: lasting, LastSyncState: s.st.LastSyncState, LastSyncStateAt: s.st.LastSyncStateAt,
-		FirstSyncFinished: s.st.FirstSyncFinished, LastSyncedAt: s.st.LastSyncAt}
+		FirstSyncFinished: s.st.FirstSyncFinished, LastSyncedAt: s.st.LastSyncAt, DeletedAt: s.st.DeletedAt,
+		Attention: &s.st.Attention}
 	if s.published.saved != nil && sameIntegration(*s.published.saved, row) {
 		return
 	}
@@ -726,7 +790,9 @@ func (s *syncer) publish(ctx workflow.Context) {
 func sameIntegration(a, b store.Integration) bool {
 	return a.Tool == b.Tool && a.Category == b.Category && a.State == b.State && a.SyncState == b.SyncState &&
 		a.LastSyncState == b.LastSyncState && a.FirstSyncFinished == b.FirstSyncFinished &&
-		sameTime(a.LastSyncStateAt, b.LastSyncStateAt) && sameTime(a.LastSyncedAt, b.LastSyncedAt)
+		sameTime(a.LastSyncStateAt, b.LastSyncStateAt) && sameTime(a.LastSyncedAt, b.LastSyncedAt) &&
+		sameTime(a.DeletedAt, b.DeletedAt) && (a.Attention == nil) == (b.Attention == nil) &&
+		(a.Attention == nil || *a.Attention == *b.Attention)
 }
 
 func sameTime(a, b *time.Time) bool {
@@ -763,6 +829,9 @@ func (s *syncer) details(state string) string {
 	if s.st.LastError != "" {
 		b.WriteString(fmt.Sprintf("- last error: %s\n", s.st.LastError))
 	}
+	if s.st.Attention != "" {
+		b.WriteString(fmt.Sprintf("- **needs an operator**: %s\n", s.st.Attention))
+	}
 	return b.String()
 }
 
@@ -774,9 +843,13 @@ func (s *syncer) status() Status {
 		PauseReason: s.st.PauseReason, Pending: slices.Clone(s.st.Pending), Unavailable: slices.Clone(s.st.Unavailable),
 		Watermarks: maps.Clone(s.watermarks), LastRuns: maps.Clone(s.st.LastRuns), LastSyncAt: s.st.LastSyncAt,
 		LastError: s.st.LastError, LastErrorAt: s.st.LastErrorAt, EventsThisRun: s.eventsThisRun, RoundsThisRun: s.rounds,
+		LastFullSyncAt: s.st.LastFullSyncAt, Attention: s.st.Attention, PurgeAt: s.st.PurgeAt,
 	}
 	for _, c := range s.inflight {
 		st.InFlight = append(st.InFlight, c.endpoint)
+	}
+	if s.child != nil {
+		st.InFlight = append(st.InFlight, "full pass "+s.child.id)
 	}
 	if at, why := s.nextWake(); !at.IsZero() {
 		st.NextWakeAt, st.NextWake = &at, why
@@ -815,4 +888,126 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+func (s *syncer) receiveReconcile(ctx workflow.Context, c workflow.ReceiveChannel) {
+	var req ReconcileRequest
+	c.Receive(ctx, &req)
+	if s.st.Deleted {
+		s.logger.Info("reconcile ignored: the integration is deleted")
+		return
+	}
+	s.st.ReconcileWanted = true
+	s.st.ConfirmSweep = s.st.ConfirmSweep || req.ConfirmSweep
+	s.logger.Info("reconcile requested", "confirm_sweep", req.ConfirmSweep, "reason", req.Reason)
+}
+
+// startFullSync runs a full pass of every configured endpoint as a FullSync child workflow.
+func (s *syncer) startFullSync(ctx workflow.Context, now time.Time) {
+	var eps []string
+	for _, e := range s.configured() {
+		eps = append(eps, e.String())
+	}
+	s.st.ReconcileWanted = false
+	if len(eps) == 0 {
+		s.logger.Warn("reconcile skipped: no configured endpoint for the integration's category", "category", s.st.Category)
+		return
+	}
+	id := FullSyncWorkflowID(s.id, now)
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:    id,
+		StaticSummary: fmt.Sprintf("full pass of %s (%d endpoints)", s.id, len(eps)),
+		StaticDetails: "Fetches every endpoint without updated_after and marks records Kombo no longer returns as deleted.",
+	})
+	f := workflow.ExecuteChildWorkflow(cctx, FullSync, FullSyncInput{
+		IntegrationID: s.id, Endpoints: eps, FetchOverlap: s.settings.FetchOverlap, Parallelism: s.settings.MaxParallelFetches,
+		SweepMaxShare: s.settings.SweepMaxShare, ConfirmSweep: s.st.ConfirmSweep,
+	})
+	s.st.ConfirmSweep = false
+	s.child = &fullSyncCall{id: id, future: f}
+	s.logger.Info("full pass started", "workflow_id", id, "endpoints", len(eps))
+}
+
+// fullSyncDone takes in a full pass's result: watermarks, run counts, refused sweeps and errors.
+func (s *syncer) fullSyncDone(ctx workflow.Context, call *fullSyncCall, f workflow.Future) {
+	s.child = nil
+	now := workflow.Now(ctx)
+	var res FullSyncResult
+	if err := f.Get(ctx, &res); err != nil {
+		s.st.LastError, s.st.LastErrorAt = "full pass: "+rootMessage(err), &now
+		return
+	}
+	s.st.LastFullSyncAt = &now
+	var refused, failed []string
+	for _, p := range res.Endpoints {
+		c := p.Counts
+		s.st.LastRuns[p.Endpoint] = RunSummary{RunID: p.RunID, Kind: store.KindFull, Outcome: p.Outcome,
+			StartedAt: res.StartedAt, FinishedAt: res.FinishedAt, Pages: c.Pages, Fetched: c.Fetched, Inserted: c.Inserted,
+			Updated: c.Updated, Unchanged: c.Unchanged, Deleted: c.Deleted, Restored: c.Restored, Swept: p.Swept}
+		if p.Watermark != nil {
+			s.watermarks[p.Endpoint] = *p.Watermark
+		}
+		switch {
+		case p.SweepRefused:
+			refused = append(refused, fmt.Sprintf("%s would mark %d of %d rows deleted", p.Endpoint, p.Missing, p.Alive))
+		case p.Outcome == store.OutcomeFailed || p.Error != "":
+			failed = append(failed, p.Endpoint+": "+p.Error)
+			switch p.ErrorType {
+			case activities.ErrFirstSyncPending:
+				s.st.FirstSyncPending = true
+			case activities.ErrAuthFailed:
+				s.st.AuthFailed = true
+			case activities.ErrIntegrationUnavailable:
+				s.st.KomboInactive = true
+			}
+		}
+	}
+	s.st.Attention = ""
+	if len(refused) > 0 {
+		s.st.Attention = fmt.Sprintf("sweep refused (more than %.0f%% of the rows): %s; confirm with `starter integration reconcile %s --confirm-sweep`",
+			s.settings.SweepMaxShare*100, strings.Join(refused, "; "), s.id)
+		s.logger.Warn("full pass refused to sweep; an operator must confirm", "endpoints", len(refused))
+	}
+	if len(failed) > 0 {
+		s.st.LastError, s.st.LastErrorAt = "full pass: "+strings.Join(failed, "; "), &now
+		if s.st.FirstSyncPending && (s.st.RetryAt == nil || !s.st.RetryAt.After(now)) {
+			at := now.Add(backoff(firstSyncBackoffMin, firstSyncBackoffMax, s.st.FirstSyncAttempts))
+			s.st.RetryAt = &at
+			s.st.FirstSyncAttempts++
+		}
+	} else {
+		s.st.LastSyncAt = &now
+		s.st.FirstSyncFinished = true
+	}
+	s.logger.Info("full pass finished", "workflow_id", call.id, "endpoints", len(res.Endpoints),
+		"refused", len(refused), "failed", len(failed))
+}
+
+// markDeleted stops syncing: nothing pending, no full pass, the purge due after the retention.
+func (s *syncer) markDeleted(at time.Time) {
+	purge := at.Add(s.settings.DeletedRetention)
+	s.st.Deleted, s.st.DeletedAt, s.st.PurgeAt = true, &at, &purge
+	s.st.Pending, s.st.PendingSince, s.st.QuietUntil = nil, nil, nil
+	s.st.ReconcileWanted, s.st.RetryAt = false, nil
+}
+
+// purgeIfDue removes a deleted integration's rows once the retention period has passed and no
+// fetch is still running; done says the workflow is complete.
+func (s *syncer) purgeIfDue(ctx workflow.Context) (done bool, err error) {
+	if !s.st.Deleted || s.st.PurgeAt == nil || workflow.Now(ctx).Before(*s.st.PurgeAt) || len(s.inflight) > 0 || s.child != nil {
+		return false, nil
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumInterval: 10 * time.Minute},
+		Summary:             "purge deleted integration",
+	})
+	var n int64
+	if err := workflow.ExecuteActivity(actx, acts.PurgeIntegration, s.id).Get(ctx, &n); err != nil {
+		return true, err
+	}
+	s.purged = true
+	s.publish(ctx)
+	s.logger.Info("deleted integration purged; workflow complete", "records", n)
+	return true, nil
 }

@@ -70,6 +70,8 @@ func SearchAttributeDefinitions() []string {
 // so the two cannot disagree.
 func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(IntegrationSync, workflow.RegisterOptions{Name: IntegrationSyncType})
+	r.RegisterWorkflowWithOptions(FullSync, workflow.RegisterOptions{Name: FullSyncType})
+	r.RegisterWorkflowWithOptions(Reconcile, workflow.RegisterOptions{Name: ReconcileType})
 }
 
 // StartOptions are the options every starter of an integration's workflow uses (the gateway's

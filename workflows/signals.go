@@ -95,6 +95,7 @@ type RunSummary struct {
 	Unchanged  int
 	Deleted    int
 	Restored   int
+	Swept      int // full pass: rows marked deleted because Kombo no longer returned them
 }
 
 // Status is the answer of the status query.
@@ -120,4 +121,8 @@ type Status struct {
 	NextWake          string // what the next wake-up is for
 	EventsThisRun     int
 	RoundsThisRun     int
+	LastFullSyncAt    *time.Time
+	// Attention says why an operator is needed (a refused sweep).
+	Attention string
+	PurgeAt   *time.Time // a deleted integration's rows go then
 }

@@ -1,0 +1,211 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+
+	"github.com/kombosync/kombosync/kombo"
+	"github.com/kombosync/kombosync/komboemu"
+	"github.com/kombosync/kombosync/workflows"
+)
+
+// inSync reports whether every endpoint of the category equals the emulator's truth.
+func (s *stack) inSync(t *testing.T, id string, cat kombo.Category) bool {
+	for _, e := range kombo.DefaultEndpoints() {
+		if e.Category == cat && s.diff(t, id, e) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// The weekly schedule is applied idempotently, and triggering it reconciles every integration:
+// with webhooks lost, the database differs from Kombo before and equals it after, records
+// Kombo removed for good included.
+func TestWeeklyReconciliationRepairsLostWebhooks(t *testing.T) {
+	t.Parallel()
+	clk := komboemu.NewManualClock(time.Now())
+	s := newStack(t, stackOptions{Clock: clk})
+	ids := []struct {
+		id  string
+		cat kombo.Category
+	}{{"personio:e2e-reconcile", kombo.CategoryHRIS}, {"greenhouse:e2e-reconcile", kombo.CategoryATS}}
+	for _, in := range ids {
+		require.NoError(t, s.emu.CreateIntegration(komboemu.IntegrationSpec{ID: in.id, Category: in.cat, Records: 60, Seed: 21, Notify: true}))
+	}
+	for _, in := range ids {
+		s.waitInSync(t, in.id, in.cat, time.Minute)
+	}
+
+	out := s.starter(t, "schedule", "apply")
+	require.Contains(t, out, "schedule kombo-weekly-reconcile created")
+	out = s.starter(t, "schedule", "apply", "--jitter", "1s")
+	require.Contains(t, out, "schedule kombo-weekly-reconcile updated", "a second apply updates, not fails")
+	d, err := s.tc.ScheduleClient().GetHandle(t.Context(), workflows.WeeklyReconcileScheduleID).Describe(t.Context())
+	require.NoError(t, err)
+	require.NotEmpty(t, d.Info.NextActionTimes)
+	next := d.Info.NextActionTimes[0].UTC()
+	require.Equal(t, time.Sunday, next.Weekday(), "Sunday 03:00 UTC by default")
+	require.Equal(t, 3, next.Hour())
+	require.Equal(t, time.Second, d.Schedule.Spec.Jitter)
+	require.Equal(t, enums.SCHEDULE_OVERLAP_POLICY_SKIP, d.Schedule.Policy.Overlap)
+
+	// 30% of the webhooks are lost while data changes; then every webhook is lost while records
+	// are deleted and, after Kombo's retention, removed for good.
+	s.emu.SetFaults(komboemu.Faults{Webhooks: komboemu.WebhookFaults{LossRate: 0.3}})
+	for range 4 {
+		for _, in := range ids {
+			_, err := s.emu.MutateRandom(in.id, 15)
+			require.NoError(t, err)
+		}
+		require.NoError(t, s.emu.WaitWebhooks(t.Context()))
+	}
+	s.emu.SetFaults(komboemu.Faults{Webhooks: komboemu.WebhookFaults{LossRate: 1}})
+	for _, in := range ids {
+		var ms []komboemu.Mutation
+		for range 5 {
+			ms = append(ms, komboemu.Mutation{Endpoint: mainEndpoint(in.cat), Op: komboemu.OpDelete}, komboemu.Mutation{Endpoint: mainEndpoint(in.cat), Op: komboemu.OpUpdate})
+		}
+		_, err := s.emu.Mutate(in.id, ms...)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.emu.WaitWebhooks(t.Context()))
+	clk.Advance(15 * 24 * time.Hour) // past Kombo's 14-day retention: the deleted records are gone
+	for _, in := range ids {
+		s.waitState(t, in.id, workflows.StateIdle, time.Minute)
+		require.False(t, s.inSync(t, in.id, in.cat), "%s: lost webhooks leave the database behind", in.id)
+	}
+
+	out = s.starter(t, "schedule", "trigger")
+	require.Contains(t, out, "reconciliation triggered")
+	for _, in := range ids {
+		s.waitInSync(t, in.id, in.cat, 2*time.Minute)
+		st := s.waitState(t, in.id, workflows.StateIdle, time.Minute)
+		require.NotNil(t, st.LastFullSyncAt)
+		require.Empty(t, st.Attention)
+		run := st.LastRuns[mainEndpoint(in.cat).String()]
+		require.Equal(t, "full", run.Kind)
+		require.GreaterOrEqual(t, run.Swept, 5, "%s: the records removed for good were swept", in.id)
+	}
+	// The scheduled run reports how many integrations it reached.
+	eventually(t, time.Minute, func() string {
+		d, err := s.tc.ScheduleClient().GetHandle(t.Context(), workflows.WeeklyReconcileScheduleID).Describe(t.Context())
+		if err != nil || len(d.Info.RecentActions) == 0 {
+			return "no run yet"
+		}
+		var res workflows.ReconcileResult
+		wf := d.Info.RecentActions[0].StartWorkflowResult
+		if err := s.tc.GetWorkflow(t.Context(), wf.WorkflowID, wf.FirstExecutionRunID).Get(t.Context(), &res); err != nil {
+			return err.Error()
+		}
+		require.Equal(t, workflows.ReconcileResult{Integrations: 2, Reached: 2}, res)
+		return ""
+	})
+	require.NoError(t, s.tc.ScheduleClient().GetHandle(t.Context(), workflows.WeeklyReconcileScheduleID).Delete(t.Context()))
+}
+
+func mainEndpoint(cat kombo.Category) kombo.Endpoint {
+	if cat == kombo.CategoryATS {
+		return kombo.Endpoint{Category: cat, Name: "candidates"}
+	}
+	return kombo.Endpoint{Category: cat, Name: "employees"}
+}
+
+// A sweep that would delete more than SWEEP_MAX_SHARE of an endpoint's rows waits for an
+// operator, who confirms it with starter integration reconcile --confirm-sweep.
+func TestSweepAboveTheGuardWaitsForConfirmation(t *testing.T) {
+	t.Parallel()
+	clk := komboemu.NewManualClock(time.Now())
+	s := newStack(t, stackOptions{Clock: clk})
+	const id = "personio:e2e-guard"
+	require.NoError(t, s.emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 40, Seed: 4, Notify: true}))
+	s.waitInSync(t, id, kombo.CategoryHRIS, time.Minute)
+
+	// 30% of the employees vanish for good, their webhooks lost.
+	s.emu.SetFaults(komboemu.Faults{Webhooks: komboemu.WebhookFaults{LossRate: 1}})
+	var ms []komboemu.Mutation
+	for range 12 {
+		ms = append(ms, komboemu.Mutation{Endpoint: mainEndpoint(kombo.CategoryHRIS), Op: komboemu.OpDelete})
+	}
+	_, err := s.emu.Mutate(id, ms...)
+	require.NoError(t, err)
+	require.NoError(t, s.emu.WaitWebhooks(t.Context()))
+	clk.Advance(15 * 24 * time.Hour)
+	alive := `select count(*) from kombo.hris_employees where integration_id = $1 and deleted_at is null`
+	require.Equal(t, 40, s.count(t, alive, id))
+
+	s.starter(t, "integration", "reconcile", id)
+	st := s.waitAttention(t, id)
+	require.Contains(t, st.Attention, "hris/employees would mark 12 of 40 rows deleted")
+	require.Equal(t, 40, s.count(t, alive, id), "nothing swept above the guard")
+	require.Equal(t, 1, s.count(t, `select count(*) from kombo.integrations where id = $1 and attention like '%confirm-sweep%'`, id),
+		"flagged for an operator in Postgres too")
+	require.Equal(t, 1, s.count(t, `select count(*) from kombo.fetch_runs where integration_id = $1 and endpoint = 'hris/employees'
+		and kind = 'full' and sweep = 'refused'`, id))
+
+	s.starter(t, "integration", "reconcile", id, "--confirm-sweep")
+	s.waitInSync(t, id, kombo.CategoryHRIS, time.Minute)
+	eventually(t, time.Minute, func() string {
+		st, err := s.status(t, id)
+		if err != nil || st.Attention != "" || st.State != workflows.StateIdle {
+			return "still flagged"
+		}
+		return ""
+	})
+	require.Equal(t, 28, s.count(t, alive, id))
+	require.Equal(t, 12, s.count(t, `select count(*) from kombo.changes where integration_id = $1 and endpoint = 'hris/employees'
+		and op = 'deleted' and diff is null`, id), "one deleted change row per swept record")
+	require.Zero(t, s.count(t, `select count(*) from kombo.integrations where id = $1 and attention is not null`, id))
+}
+
+func (s *stack) waitAttention(t *testing.T, id string) workflows.Status {
+	t.Helper()
+	var st workflows.Status
+	eventually(t, time.Minute, func() string {
+		var err error
+		if st, err = s.status(t, id); err != nil {
+			return err.Error()
+		}
+		if st.Attention == "" || st.State != workflows.StateIdle {
+			return "not flagged yet (" + st.State + ")"
+		}
+		return ""
+	})
+	return st
+}
+
+// A reconcile and a burst of data-changed events for one integration never fetch at once: the
+// deltas wait for the full pass and run after it.
+func TestReconcileAndDeltasNeverOverlap(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	const id = "personio:e2e-no-overlap"
+	require.NoError(t, s.emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 300, Seed: 8, Notify: true}))
+	s.waitInSync(t, id, kombo.CategoryHRIS, time.Minute)
+	s.emu.SetFaults(komboemu.Faults{Latency: 50 * time.Millisecond}) // a full pass takes a while
+
+	s.starter(t, "integration", "reconcile", id)
+	s.waitState(t, id, workflows.StateReconciling, time.Minute)
+	for range 5 {
+		_, err := s.emu.MutateRandom(id, 10)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.emu.WaitWebhooks(t.Context()))
+	st, err := s.status(t, id)
+	require.NoError(t, err)
+	require.Equal(t, workflows.StateReconciling, st.State)
+	require.NotEmpty(t, st.Pending, "the burst waits for the full pass")
+
+	s.waitInSync(t, id, kombo.CategoryHRIS, 2*time.Minute)
+	s.waitState(t, id, workflows.StateIdle, time.Minute)
+	require.Zero(t, s.count(t, `select count(*) from kombo.fetch_runs f join kombo.fetch_runs d using (integration_id)
+		where f.integration_id = $1 and f.kind = 'full' and d.kind = 'delta'
+		and d.started_at < f.finished_at and f.started_at < d.finished_at`, id), "no delta ran during the full pass")
+	require.Positive(t, s.count(t, `select count(*) from kombo.fetch_runs d where d.integration_id = $1 and d.kind = 'delta'
+		and d.started_at >= (select max(finished_at) from kombo.fetch_runs where integration_id = $1 and kind = 'full')`, id),
+		"the deltas ran after it")
+	s.finish(t, id, "integration_sync_reconcile")
+}
