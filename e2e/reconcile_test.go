@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/komboemu"
@@ -102,6 +103,7 @@ func TestWeeklyReconciliationRepairsLostWebhooks(t *testing.T) {
 			return err.Error()
 		}
 		require.Equal(t, workflows.ReconcileResult{Integrations: 2, Reached: 2}, res)
+		s.recordHistory(t, wf.WorkflowID, wf.FirstExecutionRunID, "reconcile_weekly")
 		return ""
 	})
 	require.NoError(t, s.tc.ScheduleClient().GetHandle(t.Context(), workflows.WeeklyReconcileScheduleID).Delete(t.Context()))
@@ -185,7 +187,7 @@ func TestReconcileAndDeltasNeverOverlap(t *testing.T) {
 	const id = "personio:e2e-no-overlap"
 	require.NoError(t, s.emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 300, Seed: 8, Notify: true}))
 	s.waitInSync(t, id, kombo.CategoryHRIS, time.Minute)
-	s.emu.SetFaults(komboemu.Faults{Latency: 50 * time.Millisecond}) // a full pass takes a while
+	s.emu.SetFaults(komboemu.Faults{Latency: time.Second}) // the full pass takes several seconds
 
 	s.starter(t, "integration", "reconcile", id)
 	s.waitState(t, id, workflows.StateReconciling, time.Minute)
@@ -194,10 +196,19 @@ func TestReconcileAndDeltasNeverOverlap(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, s.emu.WaitWebhooks(t.Context()))
-	st, err := s.status(t, id)
-	require.NoError(t, err)
-	require.Equal(t, workflows.StateReconciling, st.State)
-	require.NotEmpty(t, st.Pending, "the burst waits for the full pass")
+	eventually(t, time.Minute, func() string {
+		st, err := s.status(t, id)
+		switch {
+		case err != nil:
+			return err.Error()
+		case st.State != workflows.StateReconciling:
+			t.Fatalf("the full pass ended before the burst arrived; state %s", st.State)
+		case len(st.Pending) == 0:
+			return "the burst is not pending yet"
+		}
+		return "" // the burst waits for the full pass
+	})
+	s.emu.SetFaults(komboemu.Faults{})
 
 	s.waitInSync(t, id, kombo.CategoryHRIS, 2*time.Minute)
 	s.waitState(t, id, workflows.StateIdle, time.Minute)
@@ -207,5 +218,10 @@ func TestReconcileAndDeltasNeverOverlap(t *testing.T) {
 	require.Positive(t, s.count(t, `select count(*) from kombo.fetch_runs d where d.integration_id = $1 and d.kind = 'delta'
 		and d.started_at >= (select max(finished_at) from kombo.fetch_runs where integration_id = $1 and kind = 'full')`, id),
 		"the deltas ran after it")
+	resp, err := s.tc.ListWorkflow(t.Context(), &workflowservice.ListWorkflowExecutionsRequest{
+		Query: `WorkflowType = "FullSync" AND WorkflowId STARTS_WITH "kombo-fullsync:` + id + `:"`})
+	require.NoError(t, err)
+	require.Len(t, resp.Executions, 1, "one full pass, as a child workflow")
+	s.recordHistory(t, resp.Executions[0].Execution.WorkflowId, "", "full_sync")
 	s.finish(t, id, "integration_sync_reconcile")
 }

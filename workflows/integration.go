@@ -131,8 +131,8 @@ type syncer struct {
 	logger     log.Logger
 
 	events, syncNow, pause, resume, reconcile workflow.ReceiveChannel
-	child                                    *fullSyncCall
-	purged                                   bool // the retention period passed and the rows are gone
+	child                                     *fullSyncCall
+	purged                                    bool // the retention period passed and the rows are gone
 
 	eventsThisRun int
 	rounds        int

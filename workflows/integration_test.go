@@ -41,7 +41,10 @@ type harness struct {
 	fetches []fetch
 	saved   []store.Integration
 	// respond answers the n-th FetchEndpoint call (from 0); nil succeeds.
-	respond func(n int, in activities.FetchEndpointInput) (activities.FetchEndpointResult, error)
+	respond   func(n int, in activities.FetchEndpointInput) (activities.FetchEndpointResult, error)
+	fetchMock *testsuite.MockCallWrapper
+	sweeps    []activities.SweepInput
+	purged    []string
 }
 
 type fetch struct {
@@ -80,7 +83,19 @@ func newHarness(t *testing.T) *harness {
 		h.saved = append(h.saved, in)
 		return nil
 	})
-	env.OnActivity(a.FetchEndpoint, mock.Anything, mock.Anything).Return(
+	env.OnActivity(a.SweepEndpoint, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.SweepInput) (store.SweepResult, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.sweeps = append(h.sweeps, in)
+		return store.SweepResult{Alive: 10, Missing: 1, Swept: 1}, nil
+	})
+	env.OnActivity(a.PurgeIntegration, mock.Anything, mock.Anything).Return(func(_ context.Context, id string) (int64, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.purged = append(h.purged, id)
+		return 42, nil
+	})
+	h.fetchMock = env.OnActivity(a.FetchEndpoint, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.FetchEndpointInput) (activities.FetchEndpointResult, error) {
 			h.mu.Lock()
 			n := len(h.fetches)
@@ -485,4 +500,70 @@ func TestRoundsAreBoundedPerRun(t *testing.T) {
 	var can *workflow.ContinueAsNewError
 	require.True(t, errors.As(err, &can), "continues as new after a bounded number of rounds: %v", err)
 	require.Len(t, h.fetched(), 100)
+}
+
+func TestFullPassAndDeltasNeverRunAtOnce(t *testing.T) {
+	h := newHarness(t)
+	h.fetchMock.After(10 * time.Second)              // every fetch takes ten seconds
+	h.dataChanged(time.Second, "a", "hris_absences") // a delta starts at 6 s, ends at 16 s
+	h.signal(7*time.Second, workflows.SignalReconcile, workflows.ReconcileRequest{Reason: "test"})
+	h.dataChanged(8*time.Second, "b", "hris_employees") // arrives while the delta runs
+	h.status(20*time.Second, func(st workflows.Status) {
+		require.Equal(t, workflows.StateReconciling, st.State)
+		require.Equal(t, []string{"hris/employees"}, st.Pending, "the burst waits for the full pass")
+	})
+	h.requireCancelled(5 * time.Minute)
+
+	fs := h.fetched()
+	var full, delta []fetch
+	for _, f := range fs {
+		if f.in.Kind == store.KindFull {
+			full = append(full, f)
+		} else {
+			delta = append(delta, f)
+		}
+	}
+	require.Len(t, full, 4, "every configured endpoint of the category")
+	require.Len(t, delta, 2)
+	// With After, the harness sees each call when it finishes, ten seconds after it started.
+	require.Equal(t, 16*time.Second, delta[0].at, "the first delta runs 6 s → 16 s")
+	for _, f := range full {
+		require.Equal(t, 26*time.Second, f.at, "the full pass waits for the running delta: 16 s → 26 s")
+		require.Nil(t, f.in.UpdatedAfter)
+	}
+	require.Equal(t, 36*time.Second, delta[1].at, "the waiting delta runs after the full pass: 26 s → 36 s")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	require.Len(t, h.sweeps, 4, "each completed endpoint is swept")
+	require.False(t, h.sweeps[0].Confirmed)
+	require.Equal(t, 0.0, h.sweeps[0].MaxShare)
+}
+
+func TestDeletedIntegrationIsPurgedAfterRetention(t *testing.T) {
+	h := newHarness(t)
+	h.loaded.Settings.DeletedRetention = time.Hour
+	h.signal(time.Second, workflows.SignalKomboEvent, workflows.KomboEvent{ID: "del", Type: kombo.EventIntegrationDeleted, IntegrationID: integrationID})
+	h.dataChanged(2*time.Second, "late", "hris_employees")
+	h.signal(3*time.Second, workflows.SignalSyncNow, workflows.SyncNowRequest{})
+	h.status(time.Minute, func(st workflows.Status) {
+		require.Equal(t, workflows.StateDeleted, st.State)
+		require.Empty(t, st.Pending)
+		require.Equal(t, h.start.Add(time.Hour+time.Second), *st.PurgeAt)
+	})
+	require.NoError(t, h.runUntil(3*time.Hour, nil), "the workflow completes after the purge")
+	require.Empty(t, h.fetched(), "nothing is fetched for a deleted integration")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	require.Equal(t, []string{integrationID}, h.purged)
+	last := h.saved[len(h.saved)-1]
+	require.NotNil(t, last.DeletedAt)
+}
+
+func TestPurgedIntegrationDoesNotComeBack(t *testing.T) {
+	h := newHarness(t)
+	gone := h.start.Add(-30 * 24 * time.Hour)
+	h.loaded.Integration.DeletedAt, h.loaded.Integration.PurgedAt = &gone, &gone
+	h.dataChanged(time.Second, "late", "hris_employees")
+	require.NoError(t, h.runUntil(time.Minute, nil))
+	require.Empty(t, h.fetched())
 }
