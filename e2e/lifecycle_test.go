@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -43,14 +42,8 @@ func TestDeletedIntegrationIsPurgedAndStaysDeleted(t *testing.T) {
 	body, _ := json.Marshal(map[string]any{"id": "late-event", "type": kombo.EventDataChanged, "data": map[string]any{
 		"integration_id": id, "integration_tool": "personio", "integration_category": "HRIS",
 		"changed_models": []map[string]string{{"name": "hris_employees"}}}})
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, s.gatewayURL+"/webhooks/kombo", bytes.NewReader(body))
-	req.Header.Set(kombo.SignatureHeader, kombo.Sign(stackSecret, body))
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	var answer map[string]string
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer))
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
+	code, answer := s.postWebhook(t, body)
+	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "ignored", answer["status"])
 	again, err := s.tc.DescribeWorkflowExecution(t.Context(), wfID, "")
 	require.NoError(t, err)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -149,23 +150,40 @@ func jsonEqual(a, b []byte) bool {
 	return string(xa) == string(ya)
 }
 
+// firstDiff compares every endpoint of the category with the emulator's truth: "" when all
+// are equal, else the first difference.
+func (s *stack) firstDiff(t *testing.T, integrationID string, cat kombo.Category) string {
+	t.Helper()
+	for _, e := range kombo.DefaultEndpoints() {
+		if e.Category != cat {
+			continue
+		}
+		if d := s.diff(t, integrationID, e); d != "" {
+			return d
+		}
+	}
+	return ""
+}
+
 // waitInSync waits until every endpoint of the category equals the emulator's truth.
 func (s *stack) waitInSync(t *testing.T, integrationID string, cat kombo.Category, within time.Duration) {
 	t.Helper()
-	var eps []kombo.Endpoint
-	for _, e := range kombo.DefaultEndpoints() {
-		if e.Category == cat {
-			eps = append(eps, e)
-		}
-	}
-	eventually(t, within, func() string {
-		for _, e := range eps {
-			if d := s.diff(t, integrationID, e); d != "" {
-				return d
-			}
-		}
-		return ""
-	})
+	eventually(t, within, func() string { return s.firstDiff(t, integrationID, cat) })
+}
+
+// postWebhook posts a body signed with the stack's secret to the gateway, as Kombo would, and
+// returns the status and the JSON answer.
+func (s *stack) postWebhook(t *testing.T, body []byte) (int, map[string]string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.gatewayURL+"/webhooks/kombo", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set(kombo.SignatureHeader, kombo.Sign(stackSecret, body))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var answer map[string]string
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&answer))
+	return resp.StatusCode, answer
 }
 
 // eventually polls cond until it returns "" or within passes; the last answer explains a failure.

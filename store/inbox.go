@@ -31,42 +31,59 @@ const (
 	InsertedDuplicate
 	// InsertedUnsignaled: the event was stored before but never signaled (Temporal was down).
 	InsertedUnsignaled
+	// InsertedForDeleted: the event is about a deleted integration. It is stored as handled:
+	// nothing is signaled, so a late event does not start the integration's workflow again.
+	InsertedForDeleted
 )
 
-// InsertWebhookEvent stores a verified event unless its id is already in the inbox. An event
-// that needs no signal (no integration, a type nobody acts on) is stored as handled at once, so
-// the relay leaves it alone.
+// InsertWebhookEvent stores a verified event unless its id is already in the inbox, in one
+// statement that also looks up whether its integration was deleted. An event that needs no
+// signal (no integration, a type nobody acts on, a deleted integration) is stored as handled at
+// once, so the relay leaves it alone.
 func (s *Store) InsertWebhookEvent(ctx context.Context, ev InboxEvent, needsSignal bool) (Inserted, error) {
-	var inserted bool
+	var inserted, deleted bool
 	var signaledAt *time.Time
 	err := s.pool.QueryRow(ctx, `
-		with ins as (
+		with gone as (
+			select exists(select from kombo.integrations where id = $3 and deleted_at is not null) as deleted
+		), ins as (
 			insert into kombo.webhook_events (id, type, integration_id, payload, received_at, signaled_at)
-			values ($1, $2, nullif($3, ''), $4, $5, case when $6 then null else $5::timestamptz end)
+			select $1, $2, nullif($3, ''), $4, $5, case when $6 and not gone.deleted then null else $5::timestamptz end
+			from gone
 			on conflict (id) do nothing
 			returning id
 		)
-		select true, null::timestamptz from ins
+		select true, null::timestamptz, (select deleted from gone) from ins
 		union all
-		select false, signaled_at from kombo.webhook_events where id = $1 and not exists (select from ins)`,
-		ev.ID, ev.Type, ev.IntegrationID, ev.Payload, ev.ReceivedAt, needsSignal).Scan(&inserted, &signaledAt)
+		select false, signaled_at, (select deleted from gone) from kombo.webhook_events
+		where id = $1 and not exists (select from ins)`,
+		ev.ID, ev.Type, ev.IntegrationID, ev.Payload, ev.ReceivedAt, needsSignal).Scan(&inserted, &signaledAt, &deleted)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		// A concurrent request inserted it and has not committed: it will signal it.
 		return InsertedDuplicate, nil
 	case err != nil:
 		return 0, fmt.Errorf("store webhook event %s: %w", ev.ID, err)
+	case inserted && deleted && needsSignal:
+		return InsertedForDeleted, nil
 	case inserted:
 		return InsertedNew, nil
+	case signaledAt == nil && deleted:
+		// Stored while the integration lived, never signaled, and deleted since: handled now.
+		return InsertedForDeleted, markSignaled(ctx, s.pool, ev.ID)
 	case signaledAt == nil:
 		return InsertedUnsignaled, nil
 	}
 	return InsertedDuplicate, nil
 }
 
-// MarkSignaled records that the event reached its workflow.
+// MarkSignaled records that the event reached its workflow (or needed no signal).
 func (s *Store) MarkSignaled(ctx context.Context, id string) error {
-	_, err := s.pool.Exec(ctx, `update kombo.webhook_events set signaled_at = coalesce(signaled_at, now()),
+	return markSignaled(ctx, s.pool, id)
+}
+
+func markSignaled(ctx context.Context, db DBTX, id string) error {
+	_, err := db.Exec(ctx, `update kombo.webhook_events set signaled_at = coalesce(signaled_at, now()),
 		signal_attempts = signal_attempts + 1, last_error = null where id = $1`, id)
 	if err != nil {
 		return fmt.Errorf("mark webhook event %s signaled: %w", id, err)
@@ -76,7 +93,11 @@ func (s *Store) MarkSignaled(ctx context.Context, id string) error {
 
 // RecordSignalFailure counts a failed attempt to signal the event, for the relay and operators.
 func (s *Store) RecordSignalFailure(ctx context.Context, id string, cause error) error {
-	_, err := s.pool.Exec(ctx, `update kombo.webhook_events set signal_attempts = signal_attempts + 1, last_error = $2
+	return recordSignalFailure(ctx, s.pool, id, cause)
+}
+
+func recordSignalFailure(ctx context.Context, db DBTX, id string, cause error) error {
+	_, err := db.Exec(ctx, `update kombo.webhook_events set signal_attempts = signal_attempts + 1, last_error = $2
 		where id = $1 and signaled_at is null`, id, cause.Error())
 	if err != nil {
 		return fmt.Errorf("record signal failure of webhook event %s: %w", id, err)
@@ -138,12 +159,10 @@ func (s *Store) RelayUnsignaled(ctx context.Context, olderThan time.Duration, li
 		for _, ev := range events {
 			if sigErr := signal(ctx, ev); sigErr != nil {
 				failed++
-				_, err = tx.Exec(ctx, `update kombo.webhook_events set signal_attempts = signal_attempts + 1, last_error = $2
-					where id = $1`, ev.ID, sigErr.Error())
+				err = recordSignalFailure(ctx, tx, ev.ID, sigErr)
 			} else {
 				signaled++
-				_, err = tx.Exec(ctx, `update kombo.webhook_events set signaled_at = now(), signal_attempts = signal_attempts + 1,
-					last_error = null where id = $1`, ev.ID)
+				err = markSignaled(ctx, tx, ev.ID)
 			}
 			if err != nil {
 				return err

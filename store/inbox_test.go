@@ -129,3 +129,24 @@ func TestSucceedRunAdvancesTheWatermarkWithTheRun(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ws[employees.String()].UpdatedAfter.Equal(to))
 }
+
+func TestEventsForADeletedIntegrationAreStoredAsHandled(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := t.Context()
+	_, err := s.InsertWebhookEvent(ctx, inboxEvent("before"), true) // stored, never signaled
+	require.NoError(t, err)
+	gone := time.Now()
+	require.NoError(t, s.SaveIntegration(ctx, store.Integration{ID: "personio:1", DeletedAt: &gone}))
+
+	got, err := s.InsertWebhookEvent(ctx, inboxEvent("late"), true)
+	require.NoError(t, err)
+	require.Equal(t, store.InsertedForDeleted, got)
+	got, err = s.InsertWebhookEvent(ctx, inboxEvent("before"), true)
+	require.NoError(t, err)
+	require.Equal(t, store.InsertedForDeleted, got, "a redelivery after the deletion is not signaled either")
+	for _, id := range []string{"late", "before"} {
+		ev, err := s.WebhookEvent(ctx, id)
+		require.NoError(t, err)
+		require.NotNil(t, ev.SignaledAt, "%s: handled, so the relay leaves it alone", id)
+	}
+}

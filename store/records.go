@@ -109,7 +109,7 @@ func (s *Store) ApplyPage(ctx context.Context, run Run, page *kombo.Page, fetche
 		b := &pgx.Batch{}
 		// One writer per (integration, endpoint) at a time: a retried attempt and its zombie
 		// predecessor take turns instead of interleaving.
-		b.Queue(`select pg_advisory_xact_lock(hashtextextended($1, 0))`, run.Endpoint.String()+" "+run.IntegrationID) // unambiguous: endpoints hold no space
+		b.Queue(lockEndpoint, endpointLockKey(run))
 		if run.Kind == KindFull {
 			// What the sweep must not delete: every id this pass saw.
 			b.Queue(`insert into kombo.full_pass_seen (run_id, id) select $1, unnest($2::text[]) on conflict do nothing`, run.ID, ids)
@@ -135,6 +135,13 @@ func (s *Store) ApplyPage(ctx context.Context, run Run, page *kombo.Page, fetche
 	c.Unchanged = c.Fetched - c.Written()
 	return c, nil
 }
+
+// lockEndpoint serialises the writers of one (integration, endpoint) for a transaction: page
+// writes and sweeps take turns.
+const lockEndpoint = `select pg_advisory_xact_lock(hashtextextended($1, 0))`
+
+// endpointLockKey is lockEndpoint's key; unambiguous, as endpoints hold no space.
+func endpointLockKey(run Run) string { return run.Endpoint.String() + " " + run.IntegrationID }
 
 // ErrRunNotOpen: the page's run is finished or unknown.
 var ErrRunNotOpen = errors.New("fetch run is not open")

@@ -36,7 +36,7 @@ func guarded(missing, alive int, maxShare float64) bool {
 func (s *Store) Sweep(ctx context.Context, run Run, maxShare float64, confirmed bool) (SweepResult, error) {
 	var res SweepResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtextextended($1, 0))`, run.Endpoint.String()+" "+run.IntegrationID); err != nil {
+		if _, err := tx.Exec(ctx, lockEndpoint, endpointLockKey(run)); err != nil {
 			return err
 		}
 		var kind, outcome string

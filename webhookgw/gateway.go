@@ -111,14 +111,17 @@ const (
 	outcomeUnavailable = "unavailable"
 )
 
-// answer is the one place that maps an outcome to its HTTP status and safe message.
+// statusOf is the one place that maps an outcome to its HTTP status.
+var statusOf = map[string]int{
+	outcomeAccepted: http.StatusOK, outcomeDuplicate: http.StatusOK, outcomeIgnored: http.StatusOK,
+	outcomeBadMethod: http.StatusMethodNotAllowed, outcomeTooLarge: http.StatusRequestEntityTooLarge,
+	outcomeUnsigned: http.StatusUnauthorized, outcomeMalformed: http.StatusBadRequest,
+	outcomeUnavailable: http.StatusServiceUnavailable,
+}
+
+// answer writes an outcome's status and a safe JSON body.
 func answer(w http.ResponseWriter, outcome, detail string) {
-	status := map[string]int{
-		outcomeAccepted: http.StatusOK, outcomeDuplicate: http.StatusOK, outcomeIgnored: http.StatusOK,
-		outcomeBadMethod: http.StatusMethodNotAllowed, outcomeTooLarge: http.StatusRequestEntityTooLarge,
-		outcomeUnsigned: http.StatusUnauthorized, outcomeMalformed: http.StatusBadRequest,
-		outcomeUnavailable: http.StatusServiceUnavailable,
-	}[outcome]
+	status := statusOf[outcome]
 	body := map[string]string{"status": outcome}
 	if detail != "" {
 		body["detail"] = detail
@@ -189,26 +192,10 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request) {
 		answer(w, outcome, "could not store the event; retry later")
 		return
 	}
-	if act && found != store.InsertedDuplicate {
-		// A deleted integration stays deleted: a late event must not start its workflow again.
-		deleted, err := g.opts.Store.IntegrationDeleted(ctx, signal.IntegrationID)
-		if err != nil {
-			outcome = outcomeUnavailable
-			log.ErrorContext(ctx, "could not look up the integration", "error", err)
-			answer(w, outcome, "could not check the integration; retry later")
-			return
-		}
-		if deleted {
-			act = false
-			if err := g.opts.Store.MarkSignaled(ctx, ev.ID); err != nil { // handled: nothing to signal
-				log.WarnContext(ctx, "could not mark the webhook handled", "error", err)
-			}
-		}
-	}
 	switch {
 	case found == store.InsertedDuplicate:
 		outcome = outcomeDuplicate
-	case !act:
+	case !act, found == store.InsertedForDeleted: // a deleted integration stays deleted
 		outcome = outcomeIgnored
 	default: // new, or stored earlier without being signaled: signal it now
 		if err := g.signal(ctx, signal); err != nil {

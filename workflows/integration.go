@@ -479,10 +479,7 @@ func (s *syncer) fetchDone(ctx workflow.Context, call *fetchCall, f workflow.Fut
 	err := f.Get(ctx, &res)
 	if err == nil {
 		delete(s.st.OpenRuns, call.endpoint)
-		c := res.Counts
-		s.st.LastRuns[call.endpoint] = RunSummary{RunID: call.run.ID, Kind: call.kind, Outcome: res.Outcome,
-			StartedAt: call.run.StartedAt, FinishedAt: now, Pages: c.Pages, Fetched: c.Fetched, Inserted: c.Inserted,
-			Updated: c.Updated, Unchanged: c.Unchanged, Deleted: c.Deleted, Restored: c.Restored}
+		s.st.LastRuns[call.endpoint] = runSummary(call.run.ID, call.kind, res.Outcome, call.run.StartedAt, now, res.Counts)
 		if res.Outcome == store.OutcomeModelUnavailable {
 			if !slices.Contains(s.st.Unavailable, call.endpoint) {
 				s.st.Unavailable = append(s.st.Unavailable, call.endpoint)
@@ -511,31 +508,55 @@ func (s *syncer) fetchDone(ctx workflow.Context, call *fetchCall, f workflow.Fut
 	if isApp && appErr.NonRetryable() {
 		delete(s.st.OpenRuns, call.endpoint) // the activity finished the run as failed
 	}
-	switch {
-	case isApp && appErr.Type() == activities.ErrFirstSyncPending:
-		s.st.FirstSyncPending = true
-		if s.st.RetryAt == nil || !s.st.RetryAt.After(now) {
-			at := now.Add(backoff(firstSyncBackoffMin, firstSyncBackoffMax, s.st.FirstSyncAttempts))
-			s.st.RetryAt = &at
-			s.st.FirstSyncAttempts++
-			s.logger.Info("first sync not finished; waiting", "until", at)
+	errType := ""
+	if isApp {
+		errType = appErr.Type()
+	}
+	if s.waitFor(errType, now) {
+		if errType == activities.ErrFirstSyncPending {
+			s.st.LastError = "Kombo's first sync of the integration has not finished"
 		}
-		s.st.LastError = "Kombo's first sync of the integration has not finished"
-	case isApp && appErr.Type() == activities.ErrAuthFailed:
+		s.logger.Warn("fetch stopped; waiting", "endpoint", call.endpoint, "state", s.state(), "error_type", errType)
+		return
+	}
+	s.holdUntilRetry(now, retryBackoffMin, retryBackoffMax, &s.st.RetryAttempts)
+	s.logger.Warn("fetch failed; retrying later", "endpoint", call.endpoint, "retry_at", *s.st.RetryAt, "error", err)
+}
+
+// waitFor turns the error type of a fetch that cannot go on into the state that waits it out,
+// and reports whether it was such a type: the first sync (a back-off timer or sync-finished),
+// invalid credentials (auth_failed) or an integration Kombo does not serve (paused).
+func (s *syncer) waitFor(errType string, now time.Time) bool {
+	switch errType {
+	case activities.ErrFirstSyncPending:
+		s.st.FirstSyncPending = true
+		s.holdUntilRetry(now, firstSyncBackoffMin, firstSyncBackoffMax, &s.st.FirstSyncAttempts)
+	case activities.ErrAuthFailed:
 		s.st.AuthFailed = true
-		s.logger.Warn("authentication failed; waiting for a successful sync or an ACTIVE integration", "endpoint", call.endpoint)
-	case isApp && appErr.Type() == activities.ErrIntegrationUnavailable:
+	case activities.ErrIntegrationUnavailable:
 		s.st.KomboInactive = true
 		s.st.KomboState = firstNonEmpty(s.st.KomboState, "UNAVAILABLE")
-		s.logger.Warn("integration unavailable at Kombo; paused until it is ACTIVE", "endpoint", call.endpoint)
 	default:
-		if s.st.RetryAt == nil || !s.st.RetryAt.After(now) {
-			at := now.Add(backoff(retryBackoffMin, retryBackoffMax, s.st.RetryAttempts))
-			s.st.RetryAt = &at
-			s.st.RetryAttempts++
-		}
-		s.logger.Warn("fetch failed; retrying later", "endpoint", call.endpoint, "retry_at", *s.st.RetryAt, "error", err)
+		return false
 	}
+	return true
+}
+
+// holdUntilRetry holds fetching back for min·2ⁿ (capped at max, n counted in attempts), unless a
+// wait is already set: endpoints failing together wait once.
+func (s *syncer) holdUntilRetry(now time.Time, minimum, maximum time.Duration, attempts *int) {
+	if s.st.RetryAt != nil && s.st.RetryAt.After(now) {
+		return
+	}
+	at := now.Add(backoff(minimum, maximum, *attempts))
+	s.st.RetryAt = &at
+	*attempts++
+}
+
+func runSummary(runID, kind, outcome string, started, finished time.Time, c store.Counts) RunSummary {
+	return RunSummary{RunID: runID, Kind: kind, Outcome: outcome, StartedAt: started, FinishedAt: finished,
+		Pages: c.Pages, Fetched: c.Fetched, Inserted: c.Inserted, Updated: c.Updated, Unchanged: c.Unchanged,
+		Deleted: c.Deleted, Restored: c.Restored}
 }
 
 func (s *syncer) receiveEvent(ctx workflow.Context, c workflow.ReceiveChannel) {
@@ -940,10 +961,9 @@ func (s *syncer) fullSyncDone(ctx workflow.Context, call *fullSyncCall, f workfl
 	s.st.LastFullSyncAt = &now
 	var refused, failed []string
 	for _, p := range res.Endpoints {
-		c := p.Counts
-		s.st.LastRuns[p.Endpoint] = RunSummary{RunID: p.RunID, Kind: store.KindFull, Outcome: p.Outcome,
-			StartedAt: res.StartedAt, FinishedAt: res.FinishedAt, Pages: c.Pages, Fetched: c.Fetched, Inserted: c.Inserted,
-			Updated: c.Updated, Unchanged: c.Unchanged, Deleted: c.Deleted, Restored: c.Restored, Swept: p.Swept}
+		run := runSummary(p.RunID, store.KindFull, p.Outcome, res.StartedAt, res.FinishedAt, p.Counts)
+		run.Swept = p.Swept
+		s.st.LastRuns[p.Endpoint] = run
 		if p.Watermark != nil {
 			s.watermarks[p.Endpoint] = *p.Watermark
 		}
@@ -952,14 +972,7 @@ func (s *syncer) fullSyncDone(ctx workflow.Context, call *fullSyncCall, f workfl
 			refused = append(refused, fmt.Sprintf("%s would mark %d of %d rows deleted", p.Endpoint, p.Missing, p.Alive))
 		case p.Outcome == store.OutcomeFailed || p.Error != "":
 			failed = append(failed, p.Endpoint+": "+p.Error)
-			switch p.ErrorType {
-			case activities.ErrFirstSyncPending:
-				s.st.FirstSyncPending = true
-			case activities.ErrAuthFailed:
-				s.st.AuthFailed = true
-			case activities.ErrIntegrationUnavailable:
-				s.st.KomboInactive = true
-			}
+			s.waitFor(p.ErrorType, now)
 		}
 	}
 	s.st.Attention = ""
@@ -970,11 +983,6 @@ func (s *syncer) fullSyncDone(ctx workflow.Context, call *fullSyncCall, f workfl
 	}
 	if len(failed) > 0 {
 		s.st.LastError, s.st.LastErrorAt = "full pass: "+strings.Join(failed, "; "), &now
-		if s.st.FirstSyncPending && (s.st.RetryAt == nil || !s.st.RetryAt.After(now)) {
-			at := now.Add(backoff(firstSyncBackoffMin, firstSyncBackoffMax, s.st.FirstSyncAttempts))
-			s.st.RetryAt = &at
-			s.st.FirstSyncAttempts++
-		}
 	} else {
 		s.st.LastSyncAt = &now
 		s.st.FirstSyncFinished = true
