@@ -5,7 +5,7 @@ SHELL := /bin/bash
 TEMPORAL_CLI_VERSION := v1.5.1
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: help build dev dev-stop dev-status dev-reset test check unit
+.PHONY: help build dev dev-stop dev-status dev-reset test check fuzz
 
 help: ## list the targets
 	@grep -hE '^[a-z/.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -35,5 +35,15 @@ check: ## static checks: gofmt, go vet, workflowcheck on workflows/
 	go vet ./...
 	go tool workflowcheck ./workflows/...
 
-test: bin/temporal check ## every test: static checks, unit, Postgres, Temporal dev server and end-to-end
+test: bin/temporal check ## every test: static checks, unit, Postgres, Temporal dev server, end-to-end, a short fuzzing run
 	go test $(GO_TEST_FLAGS) ./...
+	@$(MAKE) --no-print-directory fuzz
+
+FUZZTIME ?= 10s
+FUZZ_TARGETS := ./kombo:FuzzParseEvent ./kombo:FuzzVerify ./store:FuzzInboxStoresEveryAcceptedEvent
+
+fuzz: ## mutate the fuzz corpora for FUZZTIME each (10s); a failing input lands in testdata/fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+	done

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // SignatureHeader carries a webhook's signature.
@@ -96,7 +98,7 @@ func ParseEvent(body []byte) (Event, error) {
 	if err := dec.Decode(&e); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrMalformedEvent, err)
 	}
-	if dec.More() {
+	if len(bytes.Trim(body[dec.InputOffset():], " \t\r\n")) > 0 {
 		return Event{}, fmt.Errorf("%w: trailing data after the JSON object", ErrMalformedEvent)
 	}
 	switch {
@@ -106,6 +108,11 @@ func ParseEvent(body []byte) (Event, error) {
 		return Event{}, fmt.Errorf("%w: type is required", ErrMalformedEvent)
 	case len(e.Data) == 0 || bytes.Equal(e.Data, []byte("null")):
 		return Event{}, fmt.Errorf("%w: data is required", ErrMalformedEvent)
+	}
+	if err := storable(body); err != nil {
+		// Valid JSON to Go, but not to PostgreSQL's jsonb: such an event could never be stored, and
+		// answering 503 would make Kombo retry it forever.
+		return Event{}, fmt.Errorf("%w: %v", ErrMalformedEvent, err)
 	}
 	p, err := e.Payload()
 	if err != nil {
@@ -118,6 +125,49 @@ func ParseEvent(body []byte) (Event, error) {
 	}
 	e.payload = p
 	return e, nil
+}
+
+// storable checks what Go's JSON decoder forgives but PostgreSQL's jsonb refuses: bytes that are
+// not UTF-8, the escape \u0000, and a \u escape of half a surrogate pair.
+func storable(body []byte) error {
+	if !utf8.Valid(body) {
+		return errors.New("the body is not valid UTF-8")
+	}
+	highPending := false // the previous escape was a high surrogate, so a low one must follow
+	for i := 0; i < len(body); i++ {
+		if body[i] != '\\' {
+			if highPending {
+				return errors.New(`a \u escape holds half a surrogate pair`)
+			}
+			continue
+		}
+		if i+1 < len(body) && body[i+1] != 'u' {
+			if highPending {
+				return errors.New(`a \u escape holds half a surrogate pair`)
+			}
+			i++ // an escaped character, a backslash included, starts nothing
+			continue
+		}
+		if i+6 > len(body) {
+			break // the decoder has checked the escape; nothing valid is cut short here
+		}
+		r, err := strconv.ParseUint(string(body[i+2:i+6]), 16, 16)
+		if err != nil {
+			break
+		}
+		switch {
+		case r == 0:
+			return errors.New(`a string holds \u0000`)
+		case highPending && (r < 0xDC00 || r > 0xDFFF), !highPending && r >= 0xDC00 && r <= 0xDFFF:
+			return errors.New(`a \u escape holds half a surrogate pair`)
+		}
+		highPending = r >= 0xD800 && r <= 0xDBFF
+		i += 5
+	}
+	if highPending {
+		return errors.New(`a \u escape holds half a surrogate pair`)
+	}
+	return nil
 }
 
 // Payload decodes Data by Type into one of the payload types below; an unknown type yields
