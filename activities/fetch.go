@@ -167,18 +167,39 @@ func (a *Activities) pass(ctx context.Context, run store.Run, params kombo.ListP
 			params.Cursor = page.Next
 		}
 	}()
-	for f := range pages {
-		if f.err != nil {
-			return counts, f.err
+	// Heartbeat while waiting for a slow page too: silence means the worker died. The SDK
+	// throttles what it sends to the server, so the ticker may be brisk.
+	beat := time.NewTicker(heartbeatInterval(activity.GetInfo(ctx).HeartbeatTimeout))
+	defer beat.Stop()
+	progress := FetchProgress{NextCursor: params.Cursor, Counts: counts}
+	for {
+		select {
+		case <-beat.C:
+			activity.RecordHeartbeat(ctx, progress)
+		case f, ok := <-pages:
+			if !ok {
+				return counts, ctx.Err()
+			}
+			if f.err != nil {
+				return counts, f.err
+			}
+			c, err := a.Store.ApplyPage(ctx, run, f.page, f.at)
+			if err != nil {
+				return counts, err
+			}
+			counts = counts.Add(c)
+			progress = FetchProgress{NextCursor: f.page.Next, Counts: counts}
+			activity.RecordHeartbeat(ctx, progress)
 		}
-		c, err := a.Store.ApplyPage(ctx, run, f.page, f.at)
-		if err != nil {
-			return counts, err
-		}
-		counts = counts.Add(c)
-		activity.RecordHeartbeat(ctx, FetchProgress{NextCursor: f.page.Next, Counts: counts})
 	}
-	return counts, ctx.Err()
+}
+
+// heartbeatInterval is how often a pass heartbeats while it waits: a third of the timeout.
+func heartbeatInterval(timeout time.Duration) time.Duration {
+	if timeout <= 0 {
+		return 10 * time.Second
+	}
+	return max(timeout/3, 100*time.Millisecond)
 }
 
 // fail turns a pass's error into the activity's outcome: a typed result for a model the

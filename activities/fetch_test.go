@@ -369,3 +369,30 @@ func TestBadInputIsRejected(t *testing.T) {
 	_, err = h.fetch(t, in)
 	require.ErrorContains(t, err, "kind must be delta or full")
 }
+
+// heartbeatingWorkflow runs one FetchEndpoint attempt with a heartbeat timeout of 500 ms.
+func heartbeatingWorkflow(ctx workflow.Context, in activities.FetchEndpointInput) error {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		HeartbeatTimeout:    500 * time.Millisecond,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	var acts *activities.Activities
+	return workflow.ExecuteActivity(ctx, acts.FetchEndpoint, in).Get(ctx, nil)
+}
+
+// A page slower than the heartbeat timeout does not time the pass out: it heartbeats while it
+// waits, so only a dead worker's silence does (FETCH_HEARTBEAT_TIMEOUT).
+func TestASlowPageDoesNotTimeOutThePass(t *testing.T) {
+	t.Parallel()
+	h := setup(t, 300) // 2 pages
+	h.emu.SetFaults(komboemu.Faults{Latency: 1500 * time.Millisecond})
+	env := h.suite.NewTestWorkflowEnvironment()
+	env.SetTestTimeout(time.Minute)
+	env.RegisterWorkflow(heartbeatingWorkflow)
+	env.RegisterActivity(h.acts)
+	env.ExecuteWorkflow(heartbeatingWorkflow, input(employees, "slow", nil))
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	h.requireStoreEqualsTruth(t, employees)
+}

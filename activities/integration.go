@@ -18,6 +18,8 @@ type Settings struct {
 	DebounceMax        time.Duration
 	FetchOverlap       time.Duration
 	MaxParallelFetches int
+	// FetchHeartbeatTimeout: a fetch silent this long is retried; one minute when zero.
+	FetchHeartbeatTimeout time.Duration
 	// SweepMaxShare is the largest share of an endpoint's rows a full pass may mark deleted
 	// without an operator's confirmation.
 	SweepMaxShare float64

@@ -37,8 +37,10 @@ const (
 	DefaultMetricsListenAddr = ":9090"
 	DefaultFetchOverlap      = 2 * time.Minute
 	DefaultFetchParallelism  = 4
-	DefaultSweepMaxShare     = 0.2
-	DefaultDeletedRetention  = 14 * 24 * time.Hour
+	// DefaultFetchHeartbeatTimeout is how soon a fetch whose worker died is retried elsewhere.
+	DefaultFetchHeartbeatTimeout = 30 * time.Second
+	DefaultSweepMaxShare         = 0.2
+	DefaultDeletedRetention      = 14 * 24 * time.Hour
 )
 
 // Event types that may trigger a delta fetch (KOMBO_TRIGGERS).
@@ -106,6 +108,9 @@ type Config struct {
 	FetchOverlap  time.Duration
 	// FetchParallelism bounds the endpoints one integration fetches at once.
 	FetchParallelism int
+	// FetchHeartbeatTimeout: a fetch that has not heartbeated for this long (its worker died) is
+	// retried, resuming after its last committed page.
+	FetchHeartbeatTimeout time.Duration
 	// SweepMaxShare: a full pass may mark at most this share of an endpoint's rows deleted
 	// without an operator's confirmation.
 	SweepMaxShare float64
@@ -142,6 +147,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("debounce_max", c.DebounceMax),
 		slog.Duration("fetch_overlap", c.FetchOverlap),
 		slog.Int("fetch_parallelism", c.FetchParallelism),
+		slog.Duration("fetch_heartbeat_timeout", c.FetchHeartbeatTimeout),
 		slog.Float64("sweep_max_share", c.SweepMaxShare),
 		slog.Duration("deleted_retention", c.DeletedRetention),
 	)
@@ -198,6 +204,7 @@ func Register(fs *flag.FlagSet, parts Part) *Config {
 		fs.DurationVar(&c.DebounceMax, "debounce-max", DefaultDebounceMax, "longest a steady stream of events may postpone a fetch (env DEBOUNCE_MAX)")
 		fs.DurationVar(&c.FetchOverlap, "fetch-overlap", DefaultFetchOverlap, "safety overlap subtracted from each watermark for clock skew (env FETCH_OVERLAP)")
 		fs.IntVar(&c.FetchParallelism, "fetch-parallelism", DefaultFetchParallelism, "endpoints of one integration fetched at once (env FETCH_PARALLELISM)")
+		fs.DurationVar(&c.FetchHeartbeatTimeout, "fetch-heartbeat-timeout", DefaultFetchHeartbeatTimeout, "a fetch silent this long (its worker died) is retried from its last committed page (env FETCH_HEARTBEAT_TIMEOUT)")
 		fs.Float64Var(&c.SweepMaxShare, "sweep-max-share", DefaultSweepMaxShare, "largest share of an endpoint's rows a full pass marks deleted without confirmation (env SWEEP_MAX_SHARE)")
 		fs.DurationVar(&c.DeletedRetention, "deleted-retention", DefaultDeletedRetention, "how long a deleted integration's rows are kept before the purge (env DELETED_RETENTION)")
 	}
@@ -302,6 +309,9 @@ func (c *Config) Validate() error {
 		}
 		if c.FetchParallelism < 1 || c.FetchParallelism > 32 {
 			errs = append(errs, fmt.Errorf("FETCH_PARALLELISM must be between 1 and 32, not %d", c.FetchParallelism))
+		}
+		if c.FetchHeartbeatTimeout < time.Second || c.FetchHeartbeatTimeout > 10*time.Minute {
+			errs = append(errs, fmt.Errorf("FETCH_HEARTBEAT_TIMEOUT must be between 1s and 10m, not %s", c.FetchHeartbeatTimeout))
 		}
 		if c.SweepMaxShare < 0 || c.SweepMaxShare > 1 {
 			errs = append(errs, fmt.Errorf("SWEEP_MAX_SHARE must be between 0 and 1, not %g", c.SweepMaxShare))

@@ -129,6 +129,7 @@ func TestMalformedValuesAreRejected(t *testing.T) {
 		"bad duration":        {map[string]string{"DEBOUNCE_QUIET": "soon"}, "DEBOUNCE_QUIET"},
 		"empty secret list":   {map[string]string{"KOMBO_WEBHOOK_SECRET": " , "}, "KOMBO_WEBHOOK_SECRET is required"},
 		"negative overlap":    {map[string]string{"FETCH_OVERLAP": "-1m"}, "FETCH_OVERLAP must not be negative"},
+		"heartbeat too short": {map[string]string{"FETCH_HEARTBEAT_TIMEOUT": "100ms"}, "FETCH_HEARTBEAT_TIMEOUT must be between 1s and 10m"},
 		"parallelism":         {map[string]string{"FETCH_PARALLELISM": "0"}, "FETCH_PARALLELISM must be between 1 and 32"},
 		"log level":           {map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		"metrics listen addr": {map[string]string{"METRICS_LISTEN_ADDR": "9090"}, "METRICS_LISTEN_ADDR must be [host]:port"},

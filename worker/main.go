@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
 	register(w, &activities.Activities{Kombo: kc, Store: store.New(pool), Settings: activities.Settings{
 		Endpoints: cfg.Endpoints, Triggers: cfg.Triggers, DebounceQuiet: cfg.DebounceQuiet, DebounceMax: cfg.DebounceMax,
-		FetchOverlap: cfg.FetchOverlap, MaxParallelFetches: cfg.FetchParallelism,
+		FetchOverlap: cfg.FetchOverlap, MaxParallelFetches: cfg.FetchParallelism, FetchHeartbeatTimeout: cfg.FetchHeartbeatTimeout,
 		SweepMaxShare: cfg.SweepMaxShare, DeletedRetention: cfg.DeletedRetention,
 	}, Reconciler: func(ctx context.Context, ref store.IntegrationRef, reason string) error {
 		return workflows.SignalWithStart(ctx, tc, cfg.TaskQueue, ref.ID, ref.Tool, ref.Category,

@@ -462,7 +462,7 @@ func (s *syncer) launch(ctx workflow.Context, ep string, now time.Time) {
 		what = "backfill"
 	}
 	advanceTo := run.StartedAt.Add(-s.settings.FetchOverlap)
-	actx := workflow.WithActivityOptions(ctx, fetchOptions(fmt.Sprintf("fetch %s (%s)", ep, what)))
+	actx := workflow.WithActivityOptions(ctx, fetchOptions(fmt.Sprintf("fetch %s (%s)", ep, what), s.settings.FetchHeartbeatTimeout))
 	f := workflow.ExecuteActivity(actx, acts.FetchEndpoint, activities.FetchEndpointInput{
 		IntegrationID: s.id, Endpoint: e, UpdatedAfter: run.UpdatedAfter, Kind: store.KindDelta,
 		RunID: run.ID, AdvanceWatermarkTo: &advanceTo,
@@ -942,7 +942,8 @@ func (s *syncer) startFullSync(ctx workflow.Context, now time.Time) {
 	})
 	f := workflow.ExecuteChildWorkflow(cctx, FullSync, FullSyncInput{
 		IntegrationID: s.id, Endpoints: eps, FetchOverlap: s.settings.FetchOverlap, Parallelism: s.settings.MaxParallelFetches,
-		SweepMaxShare: s.settings.SweepMaxShare, ConfirmSweep: s.st.ConfirmSweep,
+		HeartbeatTimeout: s.settings.FetchHeartbeatTimeout,
+		SweepMaxShare:    s.settings.SweepMaxShare, ConfirmSweep: s.st.ConfirmSweep,
 	})
 	s.st.ConfirmSweep = false
 	s.child = &fullSyncCall{id: id, future: f}

@@ -19,8 +19,10 @@ type FullSyncInput struct {
 	Endpoints     []string // "hris/employees", …
 	FetchOverlap  time.Duration
 	Parallelism   int
-	SweepMaxShare float64
-	ConfirmSweep  bool
+	// HeartbeatTimeout of each fetch; one minute when zero (inputs recorded before it existed).
+	HeartbeatTimeout time.Duration
+	SweepMaxShare    float64
+	ConfirmSweep     bool
 }
 
 // EndpointPass is what the full pass did to one endpoint.
@@ -80,7 +82,7 @@ func fullPass(ctx workflow.Context, in FullSyncInput, ep string, start time.Time
 		return out
 	}
 	advanceTo := start.Add(-in.FetchOverlap)
-	actx := workflow.WithActivityOptions(ctx, fetchOptions(fmt.Sprintf("fetch %s (full)", ep)))
+	actx := workflow.WithActivityOptions(ctx, fetchOptions(fmt.Sprintf("fetch %s (full)", ep), in.HeartbeatTimeout))
 	var fetched activities.FetchEndpointResult
 	err := workflow.ExecuteActivity(actx, acts.FetchEndpoint, activities.FetchEndpointInput{
 		IntegrationID: in.IntegrationID, Endpoint: e, Kind: store.KindFull, RunID: out.RunID, AdvanceWatermarkTo: &advanceTo,
@@ -115,11 +117,16 @@ func fullPass(ctx workflow.Context, in FullSyncInput, ep string, start time.Time
 	return out
 }
 
-// fetchOptions are FetchEndpoint's activity options, for deltas and full passes alike.
-func fetchOptions(summary string) workflow.ActivityOptions {
+// fetchOptions are FetchEndpoint's activity options, for deltas and full passes alike. The
+// activity heartbeats while it waits for a page too, so the heartbeat timeout only has to
+// outlast a dead worker's silence, not a slow page.
+func fetchOptions(summary string, heartbeat time.Duration) workflow.ActivityOptions {
+	if heartbeat <= 0 {
+		heartbeat = time.Minute
+	}
 	return workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute, // a longer pass resumes from its last page
-		HeartbeatTimeout:    time.Minute,
+		HeartbeatTimeout:    heartbeat,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
