@@ -144,6 +144,29 @@ func TestIntegrationWaitsOutFirstSyncAuthFailureAndPause(t *testing.T) {
 	s.finish(t, id, "integration_sync_lifecycle")
 }
 
+// When the sync-finished that ends the first sync is lost, the durable timer ends the wait: the
+// next attempt finds the data ready.
+func TestFirstSyncWaitEndsByTimerWhenTheWebhookIsLost(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	const id = "personio:e2e-first-sync-timer"
+	require.NoError(t, s.emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 10, Seed: 8,
+		FirstSyncPending: true, Notify: true}))
+	st := s.waitState(t, id, workflows.StateWaitingFirstSync, time.Minute)
+	require.NotNil(t, st.NextWakeAt)
+	require.NoError(t, s.emu.WaitWebhooks(t.Context()))
+	s.emu.SetFaults(komboemu.Faults{Webhooks: komboemu.WebhookFaults{LossRate: 1}})
+	require.NoError(t, s.emu.FinishFirstSync(id)) // its sync-finished is lost
+	require.NoError(t, s.emu.WaitWebhooks(t.Context()))
+	s.emu.SetFaults(komboemu.Faults{})
+
+	s.waitInSync(t, id, kombo.CategoryHRIS, 2*time.Minute)
+	require.False(t, time.Now().Before(*st.NextWakeAt), "synced by the timer, not before it")
+	require.Zero(t, s.count(t, `select count(*) from kombo.webhook_events where integration_id = $1 and type = 'sync-finished'`, id),
+		"no sync-finished reached the gateway")
+	s.finish(t, id, "integration_sync_first_sync_timer")
+}
+
 // A long-lived workflow continues as new after a bounded number of rounds, keeping its state.
 func TestIntegrationContinuesAsNewAndKeepsSyncing(t *testing.T) {
 	t.Parallel()

@@ -137,6 +137,9 @@ func TestSweepAboveTheGuardWaitsForConfirmation(t *testing.T) {
 		"flagged for an operator in Postgres too")
 	require.Equal(t, 1, s.count(t, `select count(*) from kombo.fetch_runs where integration_id = $1 and endpoint = 'hris/employees'
 		and kind = 'full' and sweep = 'refused'`, id))
+	refused := s.fullSyncs(t, id)
+	require.Len(t, refused, 1)
+	s.recordHistory(t, refused[0], "", "full_sync_refused")
 
 	s.starter(t, "integration", "reconcile", id, "--confirm-sweep")
 	s.waitInSync(t, id, kombo.CategoryHRIS, time.Minute)
@@ -151,6 +154,22 @@ func TestSweepAboveTheGuardWaitsForConfirmation(t *testing.T) {
 	require.Equal(t, 12, s.count(t, `select count(*) from kombo.changes where integration_id = $1 and endpoint = 'hris/employees'
 		and op = 'deleted' and diff is null`, id), "one deleted change row per swept record")
 	require.Zero(t, s.count(t, `select count(*) from kombo.integrations where id = $1 and attention is not null`, id))
+	passes := s.fullSyncs(t, id)
+	require.Len(t, passes, 2)
+	s.recordHistory(t, passes[0], "", "full_sync_sweep")
+}
+
+// fullSyncs lists the integration's FullSync workflow ids, newest first.
+func (s *stack) fullSyncs(t *testing.T, integrationID string) []string {
+	t.Helper()
+	resp, err := s.tc.ListWorkflow(t.Context(), &workflowservice.ListWorkflowExecutionsRequest{
+		Query: `WorkflowType = "FullSync" AND WorkflowId STARTS_WITH "kombo-fullsync:` + integrationID + `:"`})
+	require.NoError(t, err)
+	var ids []string
+	for _, e := range resp.Executions {
+		ids = append(ids, e.Execution.WorkflowId)
+	}
+	return ids
 }
 
 func (s *stack) waitAttention(t *testing.T, id string) workflows.Status {
@@ -208,10 +227,8 @@ func TestReconcileAndDeltasNeverOverlap(t *testing.T) {
 	require.Positive(t, s.count(t, `select count(*) from kombo.fetch_runs d where d.integration_id = $1 and d.kind = 'delta'
 		and d.started_at >= (select max(finished_at) from kombo.fetch_runs where integration_id = $1 and kind = 'full')`, id),
 		"the deltas ran after it")
-	resp, err := s.tc.ListWorkflow(t.Context(), &workflowservice.ListWorkflowExecutionsRequest{
-		Query: `WorkflowType = "FullSync" AND WorkflowId STARTS_WITH "kombo-fullsync:` + id + `:"`})
-	require.NoError(t, err)
-	require.Len(t, resp.Executions, 1, "one full pass, as a child workflow")
-	s.recordHistory(t, resp.Executions[0].Execution.WorkflowId, "", "full_sync")
+	passes := s.fullSyncs(t, id)
+	require.Len(t, passes, 1, "one full pass, as a child workflow")
+	s.recordHistory(t, passes[0], "", "full_sync")
 	s.finish(t, id, "integration_sync_reconcile")
 }
