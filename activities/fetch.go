@@ -150,7 +150,8 @@ type fetched struct {
 func (a *Activities) pass(ctx context.Context, run store.Run, params kombo.ListParams, counts store.Counts) (store.Counts, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pages := make(chan fetched, 1) // one page in hand while the writer writes the one before
+	progress := FetchProgress{NextCursor: params.Cursor, Counts: counts} // before the fetcher moves params on
+	pages := make(chan fetched, 1)                                       // one page in hand while the writer writes the one before
 	go func() {
 		defer close(pages)
 		for {
@@ -171,7 +172,6 @@ func (a *Activities) pass(ctx context.Context, run store.Run, params kombo.ListP
 	// throttles what it sends to the server, so the ticker may be brisk.
 	beat := time.NewTicker(heartbeatInterval(activity.GetInfo(ctx).HeartbeatTimeout))
 	defer beat.Stop()
-	progress := FetchProgress{NextCursor: params.Cursor, Counts: counts}
 	for {
 		select {
 		case <-beat.C:
@@ -192,6 +192,32 @@ func (a *Activities) pass(ctx context.Context, run store.Run, params kombo.ListP
 			activity.RecordHeartbeat(ctx, progress)
 		}
 	}
+}
+
+// heartbeating runs fn, one long statement say, heartbeating meanwhile: with a heartbeat timeout
+// on the activity, a dead worker is noticed within it, not at the (long) start-to-close timeout.
+func heartbeating[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	stop := heartbeatEvery(ctx)
+	defer stop()
+	return fn()
+}
+
+// heartbeatEvery heartbeats at heartbeatInterval until the returned stop is called.
+func heartbeatEvery(ctx context.Context) (stop func()) {
+	done := make(chan struct{})
+	t := time.NewTicker(heartbeatInterval(activity.GetInfo(ctx).HeartbeatTimeout))
+	go func() {
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // heartbeatInterval is how often a pass heartbeats while it waits: a third of the timeout.

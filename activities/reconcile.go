@@ -23,13 +23,15 @@ type SweepInput struct {
 
 // SweepEndpoint marks the rows a completed full pass did not see as deleted, within the guard.
 func (a *Activities) SweepEndpoint(ctx context.Context, in SweepInput) (store.SweepResult, error) {
-	return a.Store.Sweep(ctx, store.Run{ID: in.RunID, IntegrationID: in.IntegrationID, Endpoint: in.Endpoint, Kind: store.KindFull},
-		in.MaxShare, in.Confirmed)
+	return heartbeating(ctx, func() (store.SweepResult, error) {
+		return a.Store.Sweep(ctx, store.Run{ID: in.RunID, IntegrationID: in.IntegrationID, Endpoint: in.Endpoint, Kind: store.KindFull},
+			in.MaxShare, in.Confirmed)
+	})
 }
 
 // PurgeIntegration removes a deleted integration's rows once its retention period has passed.
 func (a *Activities) PurgeIntegration(ctx context.Context, integrationID string) (int64, error) {
-	n, err := a.Store.PurgeIntegration(ctx, integrationID)
+	n, err := heartbeating(ctx, func() (int64, error) { return a.Store.PurgeIntegration(ctx, integrationID) })
 	if err == nil {
 		activity.GetLogger(ctx).Info("purged a deleted integration", "integration_id", integrationID, "records", n)
 	}
@@ -44,7 +46,7 @@ type ListIntegrationsInput struct {
 
 // ListIntegrations lists the integrations that are not deleted.
 func (a *Activities) ListIntegrations(ctx context.Context, in ListIntegrationsInput) ([]store.IntegrationRef, error) {
-	return a.Store.ActiveIntegrations(ctx, in.After, in.Limit)
+	return heartbeating(ctx, func() ([]store.IntegrationRef, error) { return a.Store.ActiveIntegrations(ctx, in.After, in.Limit) })
 }
 
 // Reconciler asks an integration's workflow to run a full pass (signal-with-start). The worker
@@ -76,6 +78,8 @@ func (a *Activities) ReconcileBatch(ctx context.Context, in ReconcileBatchInput)
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, 8)
 	)
+	stop := heartbeatEvery(ctx)
+	defer stop()
 	for _, ref := range in.Integrations {
 		wg.Add(1)
 		sem <- struct{}{}

@@ -26,14 +26,15 @@ import (
 // stack is the whole product on real parts: the emulator (in this process, over HTTP), the built
 // worker and gateway, a fresh database and the test dev server, on a task queue of its own.
 type stack struct {
-	emu        *komboemu.Emulator
-	gatewayURL string // base, e.g. http://127.0.0.1:1234
-	pool       *pgxpool.Pool
-	tc         client.Client
-	taskQueue  string
-	worker     *program
-	gateway    *program
-	env        []string // the worker's environment, to restart it
+	emu             *komboemu.Emulator
+	gatewayURL      string // base, e.g. http://127.0.0.1:1234
+	pool            *pgxpool.Pool
+	tc              client.Client
+	taskQueue       string
+	temporalAddress string
+	worker          *program
+	gateway         *program
+	env             []string // the worker's environment, to restart it
 }
 
 const (
@@ -46,6 +47,10 @@ type stackOptions struct {
 	Window     time.Duration // the emulator's data-changed coalescing; 100 ms when zero
 	Clock      *komboemu.ManualClock
 	Env        []string // extra worker settings
+	// DatabaseURL and TemporalAddress put the stack on servers of the test's own (to crash and
+	// restart them); the shared test servers when empty.
+	DatabaseURL, TemporalAddress string
+	Webhooks                     komboemu.WebhookOptions // Retries and Client; URL, Secret and Window are set here
 }
 
 func newStack(t *testing.T, o stackOptions) *stack {
@@ -61,21 +66,31 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	gwPort, err := localstack.FreePort()
 	require.NoError(t, err)
-	s := &stack{gatewayURL: fmt.Sprintf("http://127.0.0.1:%d", gwPort), taskQueue: testenv.TaskQueue(t), tc: testenv.TemporalClient(t)}
+	if o.TemporalAddress == "" {
+		o.TemporalAddress = testenv.TemporalAddress(t)
+	}
+	if o.Webhooks.Retries == 0 {
+		o.Webhooks.Retries = 5
+	}
+	s := &stack{gatewayURL: fmt.Sprintf("http://127.0.0.1:%d", gwPort), taskQueue: testenv.TaskQueue(t),
+		tc: testenv.TemporalClientAt(t, o.TemporalAddress), temporalAddress: o.TemporalAddress}
 	var now func() time.Time
 	if o.Clock != nil {
 		now = o.Clock.Now
 	}
-	s.emu = komboemu.New(komboemu.Options{APIKey: stackAPIKey, Seed: 7, Now: now, Webhooks: komboemu.WebhookOptions{
-		URL: s.gatewayURL + "/webhooks/kombo", Secret: stackSecret, Window: o.Window, Retries: 5}})
+	o.Webhooks.URL, o.Webhooks.Secret, o.Webhooks.Window = s.gatewayURL+"/webhooks/kombo", stackSecret, o.Window
+	s.emu = komboemu.New(komboemu.Options{APIKey: stackAPIKey, Seed: 7, Now: now, Webhooks: o.Webhooks})
 	emuSrv := httptest.NewServer(s.emu.Handler())
 	t.Cleanup(func() { emuSrv.Close(); s.emu.Close() })
 
-	db := testenv.Database(t)
+	db := o.DatabaseURL
+	if db == "" {
+		db = testenv.Database(t)
+	}
 	s.pool, err = pgxpool.New(t.Context(), db)
 	require.NoError(t, err)
 	t.Cleanup(s.pool.Close)
-	common := envOf("DATABASE_URL", db, "TEMPORAL_ADDRESS", testenv.TemporalAddress(t), "TEMPORAL_TASK_QUEUE", s.taskQueue,
+	common := envOf("DATABASE_URL", db, "TEMPORAL_ADDRESS", o.TemporalAddress, "TEMPORAL_TASK_QUEUE", s.taskQueue,
 		"LOG_LEVEL", "debug")
 	s.env = slices.Concat(common, envOf("KOMBO_API_KEY", stackAPIKey, "KOMBO_BASE_URL", emuSrv.URL+"/v1",
 		"DEBOUNCE_QUIET", o.Quiet.String(), "DEBOUNCE_MAX", o.Max.String(), "METRICS_LISTEN_ADDR", "off"), o.Env)
@@ -262,7 +277,7 @@ func (s *stack) finish(t *testing.T, integrationID, name string) {
 func (s *stack) starter(t *testing.T, args ...string) string {
 	t.Helper()
 	code, out := runToEnd(t, "starter", envOf("DATABASE_URL", "postgres://unused@127.0.0.1/x", "TEMPORAL_ADDRESS",
-		testenv.TemporalAddress(t), "TEMPORAL_TASK_QUEUE", s.taskQueue), args...)
+		s.temporalAddress, "TEMPORAL_TASK_QUEUE", s.taskQueue), args...)
 	require.Equal(t, 0, code, "starter %v: %s", args, out)
 	return out
 }

@@ -1008,6 +1008,7 @@ func (s *syncer) purgeIfDue(ctx workflow.Context) (done bool, err error) {
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute,
+		HeartbeatTimeout:    heartbeatOrDefault(s.settings.FetchHeartbeatTimeout),
 		RetryPolicy:         &temporal.RetryPolicy{MaximumInterval: 10 * time.Minute},
 		Summary:             "purge deleted integration",
 	})

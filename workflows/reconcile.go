@@ -102,6 +102,7 @@ func fullPass(ctx workflow.Context, in FullSyncInput, ep string, start time.Time
 	out.Watermark = &advanceTo
 	sctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
+		HeartbeatTimeout:    heartbeatOrDefault(in.HeartbeatTimeout), // it heartbeats while its statement runs
 		RetryPolicy:         &temporal.RetryPolicy{MaximumInterval: time.Minute, MaximumAttempts: 10},
 		Summary:             "sweep " + ep,
 	})
@@ -117,16 +118,22 @@ func fullPass(ctx workflow.Context, in FullSyncInput, ep string, start time.Time
 	return out
 }
 
+// heartbeatOrDefault is the heartbeat timeout of the activities that heartbeat (every one but
+// the local ones): FETCH_HEARTBEAT_TIMEOUT, or a minute when a run's input predates it.
+func heartbeatOrDefault(d time.Duration) time.Duration {
+	if d <= 0 {
+		return time.Minute
+	}
+	return d
+}
+
 // fetchOptions are FetchEndpoint's activity options, for deltas and full passes alike. The
 // activity heartbeats while it waits for a page too, so the heartbeat timeout only has to
 // outlast a dead worker's silence, not a slow page.
 func fetchOptions(summary string, heartbeat time.Duration) workflow.ActivityOptions {
-	if heartbeat <= 0 {
-		heartbeat = time.Minute
-	}
 	return workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute, // a longer pass resumes from its last page
-		HeartbeatTimeout:    heartbeat,
+		HeartbeatTimeout:    heartbeatOrDefault(heartbeat),
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
@@ -166,6 +173,7 @@ func Reconcile(ctx workflow.Context, in ReconcileInput) (ReconcileResult, error)
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 5 * time.Minute,
+		HeartbeatTimeout:    heartbeatOrDefault(0),
 		RetryPolicy:         &temporal.RetryPolicy{MaximumInterval: time.Minute},
 		Summary:             "reconcile batch",
 	})

@@ -125,6 +125,23 @@ func (p *Postgres) Stop(ctx context.Context) error {
 	return nil
 }
 
+// Crash stops the cluster the way a crash would (immediate mode: no checkpoint, every
+// connection cut); the next Start recovers from the WAL. For tests of what survives.
+func (p *Postgres) Crash(ctx context.Context) error {
+	bin, err := postgresBinDir()
+	if err != nil {
+		return err
+	}
+	owner, err := clusterOwner()
+	if err != nil {
+		return err
+	}
+	if out, err := owner.run(ctx, filepath.Join(bin, "pg_ctl"), "stop", "-w", "-m", "immediate", "-D", p.dataDir()); err != nil {
+		return fmt.Errorf("pg_ctl stop -m immediate: %w\n%s", err, out)
+	}
+	return nil
+}
+
 // Running reports whether the cluster's postmaster runs.
 func (p *Postgres) Running(ctx context.Context) bool {
 	bin, err := postgresBinDir()

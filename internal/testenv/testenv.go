@@ -261,7 +261,13 @@ func TemporalAddress(t testing.TB) string {
 // TemporalClient dials the test dev server and closes the client when the test ends.
 func TemporalClient(t testing.TB) client.Client {
 	t.Helper()
-	c, err := client.Dial(client.Options{HostPort: TemporalAddress(t), Logger: quietLogger()})
+	return TemporalClientAt(t, TemporalAddress(t))
+}
+
+// TemporalClientAt dials the Temporal server at address and closes the client when the test ends.
+func TemporalClientAt(t testing.TB, address string) client.Client {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: address, Logger: quietLogger()})
 	if err != nil {
 		t.Fatalf("testenv: dial temporal: %v", err)
 	}
