@@ -30,8 +30,9 @@ type Postgres struct {
 	Root      string
 	Port      int
 	Superuser string // the cluster's superuser role; "kombo" when empty
-	// Ephemeral turns durability off (fsync, full_page_writes, synchronous_commit) for speed.
-	// A process crash still loses nothing; only an OS crash would.
+	// Ephemeral turns durability off (fsync, full_page_writes, synchronous_commit) for speed:
+	// a server crash may lose the last commits (not yet flushed from the WAL buffers), an OS crash
+	// more. For tests that never crash the server.
 	Ephemeral bool
 }
 
