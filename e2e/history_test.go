@@ -1,16 +1,18 @@
 package e2e
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/api/temporalproto"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/kombosync/kombosync/internal/localstack"
+	"github.com/kombosync/kombosync/internal/testenv"
+	"github.com/kombosync/kombosync/workflows"
 )
 
 // RecordHistoriesEnv, when set to 1, makes the end-to-end tests write the histories of the
@@ -19,25 +21,36 @@ import (
 //	KOMBOSYNC_RECORD_HISTORIES=1 go test ./e2e
 const RecordHistoriesEnv = "KOMBOSYNC_RECORD_HISTORIES"
 
-// recordHistory exports a closed workflow run's history (the latest run when runID is empty) as workflows/testdata/<name>.json, in the
-// JSON form `temporal workflow show --output json` writes, when recording is switched on.
+// recordHistory exports a closed workflow run's history (the latest run when runID is empty) with
+// `starter history export` and replays it against the current workflow code at once. When
+// recording is switched on, it also becomes workflows/testdata/<name>.json.
 func (s *stack) recordHistory(t *testing.T, workflowID, runID, name string) {
 	t.Helper()
+	file := filepath.Join(t.TempDir(), name+".json")
+	require.Contains(t, s.starter(t, "history", "export", workflowID, file, "--run-id", runID), "events written to "+file)
+	r := worker.NewWorkflowReplayer()
+	workflows.Register(r)
+	require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(log.NewStructuredLogger(slog.New(slog.DiscardHandler)), file),
+		"the exported history of %s replays", workflowID)
 	if os.Getenv(RecordHistoriesEnv) != "1" {
 		return
 	}
-	hist := &historypb.History{}
-	it := s.tc.GetWorkflowHistory(t.Context(), workflowID, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		e, err := it.Next()
-		require.NoError(t, err)
-		hist.Events = append(hist.Events, e)
-	}
-	b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(hist)
-	require.NoError(t, err)
 	root, err := localstack.RepoRoot()
 	require.NoError(t, err)
-	file := filepath.Join(root, "workflows", "testdata", name+".json")
-	require.NoError(t, os.WriteFile(file, append(b, '\n'), 0o644))
-	t.Logf("recorded %d events of %s in %s", len(hist.Events), workflowID, file)
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(root, "workflows", "testdata", name+".json"), b, 0o644))
+	t.Logf("recorded %s as workflows/testdata/%s.json", workflowID, name)
+}
+
+// starter history export refuses what it cannot do, clearly.
+func TestHistoryExportRejectsBadArguments(t *testing.T) {
+	t.Parallel()
+	env := envOf("TEMPORAL_ADDRESS", testenv.TemporalAddress(t))
+	code, out := runToEnd(t, "starter", env, "history", "export", "only-one-argument")
+	require.Equal(t, 2, code, out)
+	require.Contains(t, out, "takes a workflow id and a file")
+	code, out = runToEnd(t, "starter", env, "history", "export", "kombo-integration:no-such", filepath.Join(t.TempDir(), "h.json"))
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "kombo-integration:no-such")
 }

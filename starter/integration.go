@@ -39,13 +39,15 @@ func integrationCommand(stdout io.Writer) *ffcli.Command {
 			})
 	}
 	var confirm bool
-	var endpoints, reason string
+	var endpoints, reconcileReason, pauseReason string
 	reconcile := signalCmd("reconcile", "reconcile <integration-id> [--confirm-sweep]", "run a full pass (and sweep) now",
 		func(fs *flag.FlagSet) {
 			fs.BoolVar(&confirm, "confirm-sweep", false, "let the sweep mark more than SWEEP_MAX_SHARE of an endpoint's rows deleted")
-			fs.StringVar(&reason, "reason", "operator", "why, for the workflow's log")
+			fs.StringVar(&reconcileReason, "reason", "operator", "why, for the workflow's log")
 		}, workflows.SignalReconcile,
-		func() (any, error) { return workflows.ReconcileRequest{ConfirmSweep: confirm, Reason: reason}, nil },
+		func() (any, error) {
+			return workflows.ReconcileRequest{ConfirmSweep: confirm, Reason: reconcileReason}, nil
+		},
 		"full pass requested (it starts once running fetches finish)")
 	sync := signalCmd("sync", "sync <integration-id> [--endpoints hris/employees,…]", "fetch now, skipping the debounce window",
 		func(fs *flag.FlagSet) {
@@ -66,9 +68,9 @@ func integrationCommand(stdout io.Writer) *ffcli.Command {
 		}, "sync requested")
 	pause := signalCmd("pause", "pause <integration-id> [--reason …]", "stop fetching until resume",
 		func(fs *flag.FlagSet) {
-			fs.StringVar(&reason, "reason", "paused with starter", "shown in the status and the UI")
+			fs.StringVar(&pauseReason, "reason", "paused with starter", "shown in the status and the UI")
 		},
-		workflows.SignalPause, func() (any, error) { return workflows.PauseRequest{Reason: reason}, nil }, "paused")
+		workflows.SignalPause, func() (any, error) { return workflows.PauseRequest{Reason: pauseReason}, nil }, "paused")
 	resume := signalCmd("resume", "resume <integration-id>", "fetch again (also ends an auth_failed or retry wait)", nil,
 		workflows.SignalResume, func() (any, error) { return workflows.ResumeRequest{Reason: "starter"}, nil }, "resumed")
 	return group("integration", "steer one integration: sync, reconcile, pause, resume", sync, reconcile, pause, resume)

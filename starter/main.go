@@ -35,8 +35,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ShortHelp:  "operate kombosync",
 		LongHelp: "starter operates kombosync. Settings come from the environment variables of the\n" +
 			"README's configuration table; flags of the same name override them.",
-		FlagSet:     flag.NewFlagSet("starter", flag.ContinueOnError),
-		Subcommands: []*ffcli.Command{migrateCommand(stdout), scheduleCommand(stdout), integrationCommand(stdout)},
+		FlagSet: flag.NewFlagSet("starter", flag.ContinueOnError),
+		Subcommands: []*ffcli.Command{migrateCommand(stdout), scheduleCommand(stdout), integrationCommand(stdout),
+			historyCommand(stdout)},
 		Exec: func(context.Context, []string) error {
 			return config.UsageError{Err: errors.New("a subcommand is required (see starter -h)")}
 		},
