@@ -444,12 +444,5 @@ func (s *stack) logOpenWorkflows(t *testing.T) {
 // inSyncWithin reports whether the category equals the truth within d.
 func (s *stack) inSyncWithin(t *testing.T, id string, cat kombo.Category, d time.Duration) bool {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if s.firstDiff(t, id, cat) == "" {
-			return true
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return false
+	return poll(t, d, func() string { return s.firstDiff(t, id, cat) }) == ""
 }

@@ -204,14 +204,19 @@ func (s *stack) postWebhook(t *testing.T, body []byte) (int, map[string]string) 
 // eventually polls cond until it returns "" or within passes; the last answer explains a failure.
 func eventually(t *testing.T, within time.Duration, cond func() string) {
 	t.Helper()
+	if why := poll(t, within, cond); why != "" {
+		t.Fatalf("condition not met within %s: %s", within, why)
+	}
+}
+
+// poll calls cond every 100 ms until it returns "" or within passes, and returns its last answer.
+func poll(t *testing.T, within time.Duration, cond func() string) string {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %s", within, why)
+		if why == "" || time.Now().After(deadline) {
+			return why
 		}
 		select {
 		case <-t.Context().Done():

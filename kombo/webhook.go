@@ -127,45 +127,37 @@ func ParseEvent(body []byte) (Event, error) {
 	return e, nil
 }
 
+// errHalfSurrogate: a \u escape of a surrogate that is not one half of a pair.
+var errHalfSurrogate = errors.New(`a \u escape holds half a surrogate pair`)
+
 // storable checks what Go's JSON decoder forgives but PostgreSQL's jsonb refuses: bytes that are
-// not UTF-8, the escape \u0000, and a \u escape of half a surrogate pair.
+// not UTF-8, the escape \u0000, and a \u escape of half a surrogate pair. The body has been
+// decoded already, so every escape is complete and its hex digits valid.
 func storable(body []byte) error {
 	if !utf8.Valid(body) {
 		return errors.New("the body is not valid UTF-8")
 	}
-	highPending := false // the previous escape was a high surrogate, so a low one must follow
+	high := false // the previous character was a \u escape of a high surrogate
 	for i := 0; i < len(body); i++ {
-		if body[i] != '\\' {
-			if highPending {
-				return errors.New(`a \u escape holds half a surrogate pair`)
+		var r uint64 = utf8.RuneError // anything but a surrogate
+		if body[i] == '\\' {
+			i++ // the escaped character, a backslash included, starts nothing
+			if body[i] == 'u' {
+				r, _ = strconv.ParseUint(string(body[i+1:i+5]), 16, 16)
+				i += 4
 			}
-			continue
 		}
-		if i+1 < len(body) && body[i+1] != 'u' {
-			if highPending {
-				return errors.New(`a \u escape holds half a surrogate pair`)
-			}
-			i++ // an escaped character, a backslash included, starts nothing
-			continue
-		}
-		if i+6 > len(body) {
-			break // the decoder has checked the escape; nothing valid is cut short here
-		}
-		r, err := strconv.ParseUint(string(body[i+2:i+6]), 16, 16)
-		if err != nil {
-			break
-		}
+		isLow := r >= 0xDC00 && r <= 0xDFFF
 		switch {
 		case r == 0:
 			return errors.New(`a string holds \u0000`)
-		case highPending && (r < 0xDC00 || r > 0xDFFF), !highPending && r >= 0xDC00 && r <= 0xDFFF:
-			return errors.New(`a \u escape holds half a surrogate pair`)
+		case high != isLow:
+			return errHalfSurrogate
 		}
-		highPending = r >= 0xD800 && r <= 0xDBFF
-		i += 5
+		high = r >= 0xD800 && r <= 0xDBFF
 	}
-	if highPending {
-		return errors.New(`a \u escape holds half a surrogate pair`)
+	if high {
+		return errHalfSurrogate
 	}
 	return nil
 }

@@ -108,7 +108,13 @@ func (p *Postgres) Start(ctx context.Context) error {
 }
 
 // Stop shuts the cluster down (fast mode). Stopping a stopped cluster is not an error.
-func (p *Postgres) Stop(ctx context.Context) error {
+func (p *Postgres) Stop(ctx context.Context) error { return p.stop(ctx, "fast") }
+
+// Crash stops the cluster the way a crash would (immediate mode: no checkpoint, every
+// connection cut); the next Start recovers from the WAL. For tests of what survives.
+func (p *Postgres) Crash(ctx context.Context) error { return p.stop(ctx, "immediate") }
+
+func (p *Postgres) stop(ctx context.Context, mode string) error {
 	bin, err := postgresBinDir()
 	if err != nil {
 		return err
@@ -120,25 +126,8 @@ func (p *Postgres) Stop(ctx context.Context) error {
 	if !p.running(ctx, bin, owner) {
 		return nil
 	}
-	if out, err := owner.run(ctx, filepath.Join(bin, "pg_ctl"), "stop", "-w", "-m", "fast", "-D", p.dataDir()); err != nil {
-		return fmt.Errorf("pg_ctl stop: %w\n%s", err, out)
-	}
-	return nil
-}
-
-// Crash stops the cluster the way a crash would (immediate mode: no checkpoint, every
-// connection cut); the next Start recovers from the WAL. For tests of what survives.
-func (p *Postgres) Crash(ctx context.Context) error {
-	bin, err := postgresBinDir()
-	if err != nil {
-		return err
-	}
-	owner, err := clusterOwner()
-	if err != nil {
-		return err
-	}
-	if out, err := owner.run(ctx, filepath.Join(bin, "pg_ctl"), "stop", "-w", "-m", "immediate", "-D", p.dataDir()); err != nil {
-		return fmt.Errorf("pg_ctl stop -m immediate: %w\n%s", err, out)
+	if out, err := owner.run(ctx, filepath.Join(bin, "pg_ctl"), "stop", "-w", "-m", mode, "-D", p.dataDir()); err != nil {
+		return fmt.Errorf("pg_ctl stop -m %s: %w\n%s", mode, err, out)
 	}
 	return nil
 }
