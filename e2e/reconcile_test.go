@@ -32,9 +32,9 @@ func TestWeeklyReconciliationRepairsLostWebhooks(t *testing.T) {
 	}
 
 	out := s.starter(t, "schedule", "apply")
-	require.Contains(t, out, "schedule kombo-weekly-reconcile created")
+	require.Contains(t, out, "schedule kombo-weekly-reconcile: created")
 	out = s.starter(t, "schedule", "apply", "--jitter", "1s")
-	require.Contains(t, out, "schedule kombo-weekly-reconcile updated", "a second apply updates, not fails")
+	require.Contains(t, out, "schedule kombo-weekly-reconcile: updated", "a second apply updates, not fails")
 	d, err := s.tc.ScheduleClient().GetHandle(t.Context(), workflows.WeeklyReconcileScheduleID).Describe(t.Context())
 	require.NoError(t, err)
 	require.NotEmpty(t, d.Info.NextActionTimes)

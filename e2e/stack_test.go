@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -32,6 +35,7 @@ type stack struct {
 	tc              client.Client
 	taskQueue       string
 	temporalAddress string
+	databaseURL     string
 	worker          *program
 	gateway         *program
 	env             []string // the worker's environment, to restart it
@@ -87,6 +91,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if db == "" {
 		db = testenv.Database(t)
 	}
+	s.databaseURL = db
 	s.pool, err = pgxpool.New(t.Context(), db)
 	require.NoError(t, err)
 	t.Cleanup(s.pool.Close)
@@ -281,8 +286,30 @@ func (s *stack) finish(t *testing.T, integrationID, name string) {
 // starter runs the built starter against the stack and returns its output; it must succeed.
 func (s *stack) starter(t *testing.T, args ...string) string {
 	t.Helper()
-	code, out := runToEnd(t, "starter", envOf("DATABASE_URL", "postgres://unused@127.0.0.1/x", "TEMPORAL_ADDRESS",
-		s.temporalAddress, "TEMPORAL_TASK_QUEUE", s.taskQueue), args...)
-	require.Equal(t, 0, code, "starter %v: %s", args, out)
-	return out
+	code, stdout, stderr := s.runStarter(t, args...)
+	require.Equal(t, 0, code, "starter %v: %s%s", args, stdout, stderr)
+	return stdout + stderr
+}
+
+// starterJSON runs the starter with --json; it must succeed, and its output is decoded into v.
+func (s *stack) starterJSON(t *testing.T, v any, args ...string) {
+	t.Helper()
+	code, stdout, stderr := s.runStarter(t, append(args, "--json")...)
+	require.Equal(t, 0, code, "starter %v: %s%s", args, stdout, stderr)
+	require.NoError(t, json.Unmarshal([]byte(stdout), v), "starter %v printed no JSON: %s", args, stdout)
+}
+
+// runStarter runs the built starter against the stack to its end, whatever its exit code.
+func (s *stack) runStarter(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), filepath.Join(binDir, "starter"), args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, envOf("DATABASE_URL", s.databaseURL,
+		"TEMPORAL_ADDRESS", s.temporalAddress, "TEMPORAL_TASK_QUEUE", s.taskQueue)...)
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if err != nil && cmd.ProcessState == nil {
+		require.NoError(t, err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
 }

@@ -104,6 +104,22 @@ func TestDataChangedIsSignedAndCoalescedPerWindow(t *testing.T) {
 	require.Equal(t, "p:c", evs[1].IntegrationID())
 }
 
+// Two emulators with the same seed hold the same data but never reuse an event id: a restarted
+// demo's webhooks must not be taken for duplicates of the last run's.
+func TestEventIDsAreUniqueAcrossRunsWithTheSameSeed(t *testing.T) {
+	var ids []string
+	for range 2 {
+		emu, _, sink := start(t, komboemu.Options{Seed: 9})
+		require.NoError(t, emu.CreateIntegration(komboemu.IntegrationSpec{ID: "p:u", Category: kombo.CategoryHRIS, Records: 2}))
+		require.NoError(t, emu.SendSyncFinished("p:u", kombo.SyncSucceeded))
+		require.NoError(t, emu.WaitWebhooks(t.Context()))
+		evs := events(t, sink.all())
+		require.Len(t, evs, 1)
+		ids = append(ids, evs[0].ID)
+	}
+	require.NotEqual(t, ids[0], ids[1])
+}
+
 func TestWebhookFaults(t *testing.T) {
 	t.Run("loss", func(t *testing.T) {
 		emu, _, sink := start(t, komboemu.Options{})

@@ -58,6 +58,7 @@ type webhookSender struct {
 
 	mu         sync.Mutex
 	rng        *rand.Rand
+	ids        *rand.Rand // event ids: unique across runs, as Kombo's are, whatever the seed
 	faults     WebhookFaults
 	coalesce   map[string]*coalescer
 	queue      []outgoing
@@ -88,6 +89,7 @@ func newWebhookSender(opts WebhookOptions, log *slog.Logger, seed uint64) *webho
 		opts.Client = &http.Client{Timeout: 10 * time.Second}
 	}
 	w := &webhookSender{opts: opts, log: log, rng: rand.New(rand.NewPCG(seed, 0x776562686f6f6b)),
+		ids:      rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		coalesce: map[string]*coalescer{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	w.idle = sync.NewCond(&w.mu)
 	go w.run()
@@ -162,7 +164,7 @@ func (w *webhookSender) enqueueLocked(typ string, data map[string]any) {
 	if w.closed {
 		return
 	}
-	id := (&generator{rng: w.rng}).id()
+	id := (&generator{rng: w.ids}).id()
 	body, err := json.Marshal(map[string]any{"id": id, "type": typ, "data": data})
 	if err != nil {
 		panic("komboemu: marshal webhook: " + err.Error()) // only our own values are in it

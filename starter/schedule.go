@@ -10,10 +10,12 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/kombosync/kombosync/config"
+	"github.com/kombosync/kombosync/store"
 	"github.com/kombosync/kombosync/workflows"
 )
 
@@ -23,27 +25,27 @@ const (
 	defaultJitter = 30 * time.Minute
 )
 
-func scheduleCommand(stdout io.Writer) *ffcli.Command {
+func (c *cli) scheduleCommand() *ffcli.Command {
 	var cron string
 	var jitter, batchPause time.Duration
 	var batchSize int
-	apply := commandWith("apply", "schedule apply [flags]", "create or update the weekly reconciliation schedule", config.PartTemporal,
+	apply := c.commandWith("apply", "schedule apply [flags]", "create or update the weekly reconciliation schedule", config.PartTemporal,
 		func(fs *flag.FlagSet) {
 			fs.StringVar(&cron, "cron", defaultCron, "when the reconciliation runs, as a cron expression in UTC")
 			fs.DurationVar(&jitter, "jitter", defaultJitter, "random delay added to each start, so not every deployment starts at once")
 			fs.IntVar(&batchSize, "batch-size", 100, "integrations asked to reconcile per batch")
 			fs.DurationVar(&batchPause, "batch-pause", 10*time.Second, "pause between batches, spreading thousands of integrations out")
 		},
-		func(ctx context.Context, cfg *config.Config, args []string) error {
-			if len(args) > 0 {
-				return config.UsageError{Err: fmt.Errorf("schedule apply takes no arguments, got %q", args)}
+		func(ctx context.Context, cfg *config.Config, args []string) (result, error) {
+			if err := wantArgs("schedule apply", args, 0, "no arguments"); err != nil {
+				return nil, err
 			}
 			if batchSize < 1 || batchPause < 0 || jitter < 0 {
-				return config.UsageError{Err: errors.New("--batch-size must be positive, --batch-pause and --jitter not negative")}
+				return nil, config.UsageError{Err: errors.New("--batch-size must be positive, --batch-pause and --jitter not negative")}
 			}
 			tc, err := dial(ctx, cfg)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			defer tc.Close()
 			spec := client.ScheduleSpec{CronExpressions: []string{cron}, Jitter: jitter}
@@ -56,65 +58,71 @@ func scheduleCommand(stdout io.Writer) *ffcli.Command {
 			}
 			created, err := applySchedule(ctx, tc, spec, action)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			verb := "updated"
 			if created {
 				verb = "created"
 			}
-			fmt.Fprintf(stdout, "schedule %s %s: %q (UTC), jitter %s, overlap skip, task queue %s\n",
-				workflows.WeeklyReconcileScheduleID, verb, cron, jitter, cfg.TaskQueue)
-			return nil
+			return done{Subject: "schedule " + workflows.WeeklyReconcileScheduleID, Outcome: fmt.Sprintf(
+				"%s, %q (UTC), jitter %s, overlap skip, task queue %s", verb, cron, jitter, cfg.TaskQueue)}, nil
 		})
 	apply.LongHelp = "Creates the Temporal Schedule " + workflows.WeeklyReconcileScheduleID + ", or updates it to the given\n" +
 		"settings when it exists: running it again is safe. Overlapping runs are skipped."
 
-	handleCmd := func(name, help string, f func(context.Context, client.ScheduleHandle) (string, error)) *ffcli.Command {
-		return command(name, "schedule "+name, help, config.PartTemporal, func(ctx context.Context, cfg *config.Config, args []string) error {
-			if len(args) > 0 {
-				return config.UsageError{Err: fmt.Errorf("schedule %s takes no arguments, got %q", name, args)}
+	handleCmd := func(name, help string, f func(context.Context, client.ScheduleHandle) (result, error)) *ffcli.Command {
+		return c.command(name, "schedule "+name, help, config.PartTemporal, func(ctx context.Context, cfg *config.Config, args []string) (result, error) {
+			if err := wantArgs("schedule "+name, args, 0, "no arguments"); err != nil {
+				return nil, err
 			}
 			tc, err := dial(ctx, cfg)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			defer tc.Close()
-			out, err := f(ctx, tc.ScheduleClient().GetHandle(ctx, workflows.WeeklyReconcileScheduleID))
-			if err != nil {
-				return fmt.Errorf("schedule %s: %w", workflows.WeeklyReconcileScheduleID, err)
+			res, err := f(ctx, tc.ScheduleClient().GetHandle(ctx, workflows.WeeklyReconcileScheduleID))
+			var notFound *serviceerror.NotFound
+			switch {
+			case errors.As(err, &notFound):
+				return nil, fmt.Errorf("schedule %s does not exist; create it with starter schedule apply: %w",
+					workflows.WeeklyReconcileScheduleID, store.ErrNotFound)
+			case err != nil:
+				return nil, fmt.Errorf("schedule %s: %w", workflows.WeeklyReconcileScheduleID, err)
 			}
-			fmt.Fprintln(stdout, out)
-			return nil
+			return res, nil
 		})
 	}
-	trigger := handleCmd("trigger", "run the reconciliation now", func(ctx context.Context, h client.ScheduleHandle) (string, error) {
-		return "reconciliation triggered", h.Trigger(ctx, client.ScheduleTriggerOptions{Overlap: enums.SCHEDULE_OVERLAP_POLICY_SKIP})
+	did := func(outcome string) done {
+		return done{Subject: "schedule " + workflows.WeeklyReconcileScheduleID, Outcome: outcome}
+	}
+	trigger := handleCmd("trigger", "run the reconciliation now", func(ctx context.Context, h client.ScheduleHandle) (result, error) {
+		return did("reconciliation triggered"), h.Trigger(ctx, client.ScheduleTriggerOptions{Overlap: enums.SCHEDULE_OVERLAP_POLICY_SKIP})
 	})
-	pause := handleCmd("pause", "stop starting reconciliations", func(ctx context.Context, h client.ScheduleHandle) (string, error) {
-		return "schedule paused", h.Pause(ctx, client.SchedulePauseOptions{Note: "paused with starter"})
+	pause := handleCmd("pause", "stop starting reconciliations", func(ctx context.Context, h client.ScheduleHandle) (result, error) {
+		return did("paused"), h.Pause(ctx, client.SchedulePauseOptions{Note: "paused with starter"})
 	})
-	unpause := handleCmd("unpause", "start reconciliations again", func(ctx context.Context, h client.ScheduleHandle) (string, error) {
-		return "schedule unpaused", h.Unpause(ctx, client.ScheduleUnpauseOptions{Note: "unpaused with starter"})
+	unpause := handleCmd("unpause", "start reconciliations again", func(ctx context.Context, h client.ScheduleHandle) (result, error) {
+		return did("unpaused"), h.Unpause(ctx, client.ScheduleUnpauseOptions{Note: "unpaused with starter"})
 	})
-	describe := handleCmd("describe", "show the schedule, its next and recent runs", func(ctx context.Context, h client.ScheduleHandle) (string, error) {
+	describe := handleCmd("describe", "show the schedule, its next and recent runs", func(ctx context.Context, h client.ScheduleHandle) (result, error) {
 		d, err := h.Describe(ctx)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		out := fmt.Sprintf("schedule %s", workflows.WeeklyReconcileScheduleID)
+		out := scheduleReport{ID: workflows.WeeklyReconcileScheduleID, Runs: d.Info.NumActions, SkippedOverlap: d.Info.NumActionsSkippedOverlap,
+			Next: []time.Time{}, Recent: []scheduledRun{}}
 		if d.Schedule.Spec != nil {
-			out += fmt.Sprintf("\n  jitter:  %s", d.Schedule.Spec.Jitter)
+			out.Jitter = d.Schedule.Spec.Jitter.String()
 		}
 		if d.Schedule.State != nil && d.Schedule.State.Paused {
-			out += "\n  paused:  " + d.Schedule.State.Note
+			out.Paused, out.Note = true, d.Schedule.State.Note
 		}
 		for _, t := range d.Info.NextActionTimes {
-			out += "\n  next:    " + t.UTC().Format(time.RFC3339)
+			out.Next = append(out.Next, t.UTC())
 		}
 		for _, a := range d.Info.RecentActions {
-			out += fmt.Sprintf("\n  ran:     %s (%s)", a.ActualTime.UTC().Format(time.RFC3339), a.StartWorkflowResult.WorkflowID)
+			out.Recent = append(out.Recent, scheduledRun{At: a.ActualTime.UTC(), WorkflowID: a.StartWorkflowResult.WorkflowID})
 		}
-		out += fmt.Sprintf("\n  runs:    %d, skipped for overlap: %d", d.Info.NumActions, d.Info.NumActionsSkippedOverlap)
 		return out, nil
 	})
 	return group("schedule", "the weekly reconciliation schedule: apply, describe, trigger, pause, unpause",
@@ -153,4 +161,38 @@ func applySchedule(ctx context.Context, tc client.Client, spec client.ScheduleSp
 		return false, fmt.Errorf("update schedule %s: %w", workflows.WeeklyReconcileScheduleID, err)
 	}
 	return false, nil
+}
+
+// scheduleReport is schedule describe's result.
+type scheduleReport struct {
+	ID             string         `json:"schedule_id"`
+	Jitter         string         `json:"jitter,omitempty"`
+	Paused         bool           `json:"paused"`
+	Note           string         `json:"note,omitempty"`
+	Next           []time.Time    `json:"next"`
+	Recent         []scheduledRun `json:"recent"`
+	Runs           int            `json:"runs"`
+	SkippedOverlap int            `json:"skipped_overlap"`
+}
+
+type scheduledRun struct {
+	At         time.Time `json:"at"`
+	WorkflowID string    `json:"workflow_id"`
+}
+
+func (r scheduleReport) text(w io.Writer) {
+	fmt.Fprintf(w, "schedule %s\n", r.ID)
+	if r.Jitter != "" {
+		fmt.Fprintf(w, "  jitter:  %s\n", r.Jitter)
+	}
+	if r.Paused {
+		fmt.Fprintf(w, "  paused:  %s\n", r.Note)
+	}
+	for _, t := range r.Next[:min(3, len(r.Next))] {
+		fmt.Fprintf(w, "  next:    %s\n", t.Format(time.RFC3339))
+	}
+	for _, a := range r.Recent {
+		fmt.Fprintf(w, "  ran:     %s (%s)\n", a.At.Format(time.RFC3339), a.WorkflowID)
+	}
+	fmt.Fprintf(w, "  runs:    %d, skipped for overlap: %d\n", r.Runs, r.SkippedOverlap)
 }

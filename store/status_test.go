@@ -63,3 +63,47 @@ func TestIntegrationStatusViewSumsUpEachIntegration(t *testing.T) {
 		and sync_lag is null and endpoints_synced = 0 and fetches_running = 0 and last_error is null and webhooks_unsignaled = 0`).Scan(&n))
 	require.Equal(t, 1, n, "an integration that never synced has a row of nothing")
 }
+
+// The status reads behind starter integration list and status: one row per integration in id
+// order, a filter by sync state, and each endpoint's latest run.
+func TestStatusReads(t *testing.T) {
+	s, pool := newStore(t)
+	ctx := t.Context()
+	require.NoError(t, s.SaveIntegration(ctx, store.Integration{ID: "b:2", Tool: "b", Category: "HRIS", State: "ACTIVE", SyncState: "auth_failed"}))
+	require.NoError(t, s.SaveIntegration(ctx, store.Integration{ID: "a:1", Tool: "a", Category: "HRIS", State: "ACTIVE", SyncState: "idle"}))
+	all, err := s.IntegrationStatuses(ctx, "")
+	require.NoError(t, err)
+	require.Len(t, all, 2)
+	require.Equal(t, []string{"a:1", "b:2"}, []string{all[0].IntegrationID, all[1].IntegrationID})
+	failed, err := s.IntegrationStatuses(ctx, "auth_failed")
+	require.NoError(t, err)
+	require.Len(t, failed, 1)
+	require.Equal(t, "b:2", failed[0].IntegrationID)
+	_, err = s.IntegrationStatus(ctx, "c:3")
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	employees := kombo.Endpoint{Category: kombo.CategoryHRIS, Name: "employees"}
+	groups := kombo.Endpoint{Category: kombo.CategoryHRIS, Name: "groups"}
+	for _, r := range []store.Run{
+		{ID: "old", IntegrationID: "a:1", Endpoint: employees, Kind: store.KindFull},
+		{ID: "new", IntegrationID: "a:1", Endpoint: employees, Kind: store.KindDelta},
+		{ID: "g", IntegrationID: "a:1", Endpoint: groups, Kind: store.KindDelta},
+	} {
+		_, err := s.StartRun(ctx, r)
+		require.NoError(t, err)
+		_, err = pool.Exec(ctx, `update kombo.fetch_runs set started_at = started_at - interval '1 hour' where id = 'old'`)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.FailRun(ctx, "g", errors.New("429 rate limited"), false))
+	runs, err := s.LastRuns(ctx, "a:1")
+	require.NoError(t, err)
+	require.Len(t, runs, 2)
+	require.Equal(t, "new", runs["hris/employees"].ID)
+	require.Equal(t, store.KindDelta, runs["hris/employees"].Kind)
+	require.Equal(t, "running", runs["hris/groups"].Outcome)
+	require.Equal(t, "429 rate limited", runs["hris/groups"].Error)
+	one, err := s.IntegrationStatus(ctx, "a:1")
+	require.NoError(t, err)
+	require.Equal(t, 3, one.FetchesRunning, "none of the three finished")
+	require.Equal(t, "429 rate limited", one.LastError)
+}

@@ -249,18 +249,10 @@ func (g *Gateway) Relay(ctx context.Context) (int, error) {
 	for {
 		signaled, failed, err := g.opts.Store.RelayUnsignaled(ctx, g.opts.RelayAge, 100,
 			func(ctx context.Context, stored store.InboxEvent) error {
-				ev, err := kombo.ParseEvent(stored.Payload)
-				if err != nil {
-					return err
-				}
-				signal, act := workflows.EventFromWebhook(ev, stored.ReceivedAt)
-				if !act {
-					return nil
-				}
-				if deleted, err := g.opts.Store.IntegrationDeleted(ctx, signal.IntegrationID); err != nil || deleted {
-					return err // deleted: handled, nothing to signal
-				}
-				return g.signal(ctx, signal)
+				ctx, cancel := context.WithTimeout(ctx, g.opts.SignalTimeout)
+				defer cancel()
+				_, _, err := SignalStored(ctx, g.opts.Temporal, g.opts.TaskQueue, g.opts.Store, stored)
+				return err
 			})
 		total += signaled
 		g.metrics.relayed(signaled, failed)
@@ -271,4 +263,24 @@ func (g *Gateway) Relay(ctx context.Context) (int, error) {
 			return total, err
 		}
 	}
+}
+
+// SignalStored signals a stored webhook event to its integration's workflow, as the gateway does
+// when one arrives: the relay and starter webhook replay use it. signaled is false when there is
+// nothing to signal: the event concerns no integration, or the integration was deleted.
+func SignalStored(ctx context.Context, tc client.Client, taskQueue string, st *store.Store, stored store.InboxEvent) (
+	ev workflows.KomboEvent, signaled bool, err error) {
+	parsed, err := kombo.ParseEvent(stored.Payload)
+	if err != nil {
+		return workflows.KomboEvent{}, false, err
+	}
+	ev, act := workflows.EventFromWebhook(parsed, stored.ReceivedAt)
+	if !act {
+		return ev, false, nil
+	}
+	if deleted, err := st.IntegrationDeleted(ctx, ev.IntegrationID); err != nil || deleted {
+		return ev, false, err // deleted: handled, nothing to signal
+	}
+	err = workflows.SignalWithStart(ctx, tc, taskQueue, ev.IntegrationID, ev.Tool, ev.Category, workflows.SignalKomboEvent, ev)
+	return ev, err == nil, err
 }

@@ -1,0 +1,358 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/kombosync/kombosync/config"
+	"github.com/kombosync/kombosync/store"
+	"github.com/kombosync/kombosync/workflows"
+)
+
+// Where a status comes from.
+const (
+	fromWorkflow = "workflow" // the live answer of the status query
+	fromPostgres = "postgres" // what the workflow last recorded
+)
+
+// statusReport is integration status's result: one shape whichever source answered; fields a
+// source does not know are left empty.
+type statusReport struct {
+	Source string `json:"source"`
+	// Note says why Postgres answered instead of the workflow.
+	Note              string           `json:"note,omitempty"`
+	IntegrationID     string           `json:"integration_id"`
+	WorkflowID        string           `json:"workflow_id"`
+	Tool              string           `json:"tool,omitempty"`
+	Category          string           `json:"category,omitempty"`
+	State             string           `json:"state"`
+	KomboState        string           `json:"kombo_state,omitempty"`
+	FirstSyncFinished bool             `json:"first_sync_finished"`
+	PauseReason       string           `json:"pause_reason,omitempty"`
+	Attention         string           `json:"attention,omitempty"`
+	Pending           []string         `json:"pending"`
+	InFlight          []string         `json:"in_flight"`
+	Unavailable       []string         `json:"unavailable,omitempty"`
+	LastSyncedAt      *time.Time       `json:"last_synced_at,omitempty"`
+	LastError         string           `json:"last_error,omitempty"`
+	LastErrorAt       *time.Time       `json:"last_error_at,omitempty"`
+	NextWakeAt        *time.Time       `json:"next_wake_at,omitempty"`
+	NextWake          string           `json:"next_wake,omitempty"`
+	PurgeAt           *time.Time       `json:"purge_at,omitempty"`
+	Endpoints         []endpointStatus `json:"endpoints"`
+	// Postgres only.
+	WebhooksUnsignaled *int `json:"webhooks_unsignaled,omitempty"`
+	FetchesFailed24h   *int `json:"fetches_failed_24h,omitempty"`
+	// Workflow only.
+	EventsThisRun int `json:"events_this_run,omitempty"`
+	RoundsThisRun int `json:"rounds_this_run,omitempty"`
+
+	now time.Time
+}
+
+// endpointStatus is one endpoint's watermark, its lag and its last run.
+type endpointStatus struct {
+	Endpoint   string     `json:"endpoint"`
+	Watermark  *time.Time `json:"watermark,omitempty"`
+	LagSeconds *float64   `json:"lag_seconds,omitempty"`
+	LastRun    *runStatus `json:"last_run,omitempty"`
+}
+
+type runStatus struct {
+	RunID      string     `json:"run_id"`
+	Kind       string     `json:"kind"`
+	Outcome    string     `json:"outcome"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	store.Counts
+	Swept int    `json:"swept,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// integrationStatus asks the workflow, and reads Postgres when the workflow cannot answer.
+func integrationStatus(ctx context.Context, cfg *config.Config, id string, timeout time.Duration) (result, error) {
+	st, note, queryErr := queryStatus(ctx, cfg, id, timeout)
+	if queryErr == nil {
+		return workflowStatus(id, st, time.Now()), nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	rep, err := recordedStatus(ctx, cfg, id, time.Now())
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.Is(err, store.ErrNotFound) && errors.As(queryErr, &notFound):
+		return nil, fmt.Errorf("integration %s: no workflow runs for it and Postgres has no row for it: %w", id, store.ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("integration %s: %s (%v), and Postgres cannot answer: %w", id, note, queryErr, err)
+	}
+	rep.Note = note + "; showing what Postgres recorded"
+	return rep, nil
+}
+
+// queryStatus asks the integration's workflow for its status; note says in words why it could not.
+func queryStatus(ctx context.Context, cfg *config.Config, id string, timeout time.Duration) (workflows.Status, string, error) {
+	var st workflows.Status
+	tc, err := dial(ctx, cfg)
+	if err != nil {
+		return st, "Temporal is unreachable", err
+	}
+	defer tc.Close()
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	v, err := tc.QueryWorkflow(qctx, workflows.IntegrationWorkflowID(id), "", workflows.QueryStatus)
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		return st, "no workflow runs for this integration", err
+	case err != nil && qctx.Err() != nil:
+		return st, fmt.Sprintf("no worker answered the status query within %s", timeout), err
+	case err != nil:
+		return st, "the status query failed: " + err.Error(), err
+	}
+	if err := v.Get(&st); err != nil {
+		return st, "the status query's answer is unreadable", err
+	}
+	return st, "", nil
+}
+
+func workflowStatus(id string, st workflows.Status, now time.Time) statusReport {
+	r := statusReport{Source: fromWorkflow, IntegrationID: id, WorkflowID: workflows.IntegrationWorkflowID(id),
+		Tool: st.Tool, Category: st.Category, State: st.State, KomboState: st.KomboState, FirstSyncFinished: st.FirstSyncFinished,
+		PauseReason: st.PauseReason, Attention: st.Attention, Pending: st.Pending, InFlight: st.InFlight, Unavailable: st.Unavailable,
+		LastSyncedAt: st.LastSyncAt, LastError: st.LastError, LastErrorAt: st.LastErrorAt, NextWakeAt: st.NextWakeAt,
+		NextWake: st.NextWake, PurgeAt: st.PurgeAt, EventsThisRun: st.EventsThisRun, RoundsThisRun: st.RoundsThisRun, now: now}
+	for _, ep := range endpointNames(st.Watermarks, st.LastRuns) {
+		e := endpointStatus{Endpoint: ep}
+		if w, ok := st.Watermarks[ep]; ok {
+			e.Watermark, e.LagSeconds = &w, lagSeconds(&w, now)
+		}
+		if run, ok := st.LastRuns[ep]; ok {
+			finished := run.FinishedAt
+			e.LastRun = &runStatus{RunID: run.RunID, Kind: run.Kind, Outcome: run.Outcome, StartedAt: run.StartedAt,
+				FinishedAt: &finished, Swept: run.Swept, Counts: store.Counts{Pages: run.Pages, Fetched: run.Fetched,
+					Inserted: run.Inserted, Updated: run.Updated, Unchanged: run.Unchanged, Deleted: run.Deleted, Restored: run.Restored}}
+		}
+		r.Endpoints = append(r.Endpoints, e)
+	}
+	return r
+}
+
+// recordedStatus is what Postgres knows: the integration_status row, the watermarks and each
+// endpoint's last fetch run.
+func recordedStatus(ctx context.Context, cfg *config.Config, id string, now time.Time) (statusReport, error) {
+	st, pool, err := openStore(ctx, cfg)
+	if err != nil {
+		return statusReport{}, err
+	}
+	defer pool.Close()
+	row, err := st.IntegrationStatus(ctx, id)
+	if err != nil {
+		return statusReport{}, err
+	}
+	marks, err := st.Watermarks(ctx, id)
+	if err != nil {
+		return statusReport{}, err
+	}
+	runs, err := st.LastRuns(ctx, id)
+	if err != nil {
+		return statusReport{}, err
+	}
+	r := statusReport{Source: fromPostgres, IntegrationID: id, WorkflowID: workflows.IntegrationWorkflowID(id),
+		Tool: row.Tool, Category: row.Category, State: row.SyncState, KomboState: row.KomboState,
+		FirstSyncFinished: row.FirstSyncFinished, Attention: row.Attention, LastSyncedAt: row.LastSyncedAt,
+		LastError: row.LastError, LastErrorAt: row.LastErrorAt, WebhooksUnsignaled: &row.WebhooksUnsignaled,
+		FetchesFailed24h: &row.FetchesFailed24h, now: now}
+	for _, ep := range endpointNames(marks, runs) {
+		e := endpointStatus{Endpoint: ep}
+		if w, ok := marks[ep]; ok && w.UpdatedAfter != nil {
+			e.Watermark, e.LagSeconds = w.UpdatedAfter, lagSeconds(w.UpdatedAfter, now)
+		}
+		if run, ok := runs[ep]; ok {
+			e.LastRun = &runStatus{RunID: run.ID, Kind: run.Kind, Outcome: run.Outcome, StartedAt: run.StartedAt,
+				FinishedAt: run.FinishedAt, Counts: run.Counts, Error: run.Error}
+			if run.Outcome == "running" {
+				r.InFlight = append(r.InFlight, ep)
+			}
+		}
+		r.Endpoints = append(r.Endpoints, e)
+	}
+	return r, nil
+}
+
+// endpointNames is the sorted union of the maps' keys.
+func endpointNames[A, B any](a map[string]A, b map[string]B) []string {
+	names := slices.Collect(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+func lagSeconds(t *time.Time, now time.Time) *float64 {
+	if t == nil {
+		return nil
+	}
+	s := now.Sub(*t).Round(time.Second).Seconds()
+	return &s
+}
+
+func (r statusReport) text(w io.Writer) {
+	what := r.IntegrationID
+	if r.Tool != "" || r.Category != "" {
+		what += " (" + strings.TrimSpace(r.Tool+" "+r.Category) + ")"
+	}
+	fmt.Fprintf(w, "integration %s\n", what)
+	if r.Source == fromWorkflow {
+		fmt.Fprintf(w, "  source:       the workflow %s (live)\n", r.WorkflowID)
+	} else {
+		fmt.Fprintf(w, "  source:       Postgres (%s)\n", r.Note)
+	}
+	state := or(r.State, "unknown")
+	var facts []string
+	if r.KomboState != "" {
+		facts = append(facts, "Kombo: "+r.KomboState)
+	}
+	if r.FirstSyncFinished {
+		facts = append(facts, "first sync finished")
+	} else {
+		facts = append(facts, "first sync not finished")
+	}
+	fmt.Fprintf(w, "  state:        %s (%s)\n", state, strings.Join(facts, ", "))
+	if r.PauseReason != "" {
+		fmt.Fprintf(w, "  paused:       %s\n", r.PauseReason)
+	}
+	if r.Attention != "" {
+		fmt.Fprintf(w, "  ATTENTION:    %s\n", r.Attention)
+	}
+	fmt.Fprintf(w, "  last synced:  %s\n", r.ago(r.LastSyncedAt))
+	if r.Source == fromWorkflow {
+		fmt.Fprintf(w, "  pending:      %s\n", list(r.Pending))
+	}
+	fmt.Fprintf(w, "  in flight:    %s\n", list(r.InFlight))
+	if len(r.Unavailable) > 0 {
+		fmt.Fprintf(w, "  unavailable:  %s\n", list(r.Unavailable))
+	}
+	switch {
+	case r.NextWakeAt != nil:
+		fmt.Fprintf(w, "  next wake-up: %s: %s\n", r.in(r.NextWakeAt), or(r.NextWake, "timer"))
+	case r.Source == fromWorkflow:
+		fmt.Fprintf(w, "  next wake-up: on the next webhook or signal\n")
+	default:
+		fmt.Fprintf(w, "  next wake-up: unknown (only the workflow knows its timers)\n")
+	}
+	if r.LastError != "" {
+		fmt.Fprintf(w, "  last error:   %s (%s)\n", r.LastError, r.ago(r.LastErrorAt))
+	} else {
+		fmt.Fprintf(w, "  last error:   none\n")
+	}
+	if r.PurgeAt != nil {
+		fmt.Fprintf(w, "  purge:        %s\n", r.in(r.PurgeAt))
+	}
+	if r.WebhooksUnsignaled != nil {
+		fmt.Fprintf(w, "  webhooks stored, not yet signaled: %d; fetches failed in 24h: %d\n", *r.WebhooksUnsignaled, *r.FetchesFailed24h)
+	}
+	if r.Source == fromWorkflow {
+		fmt.Fprintf(w, "  this run:     %d events, %d rounds\n", r.EventsThisRun, r.RoundsThisRun)
+	}
+	if len(r.Endpoints) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ENDPOINT\tWATERMARK\tLAG\tLAST RUN\tPAGES\tFETCHED\t+NEW\t~UPD\t=SAME\t-DEL")
+	for _, e := range r.Endpoints {
+		mark, lag := "-", "-"
+		if e.Watermark != nil {
+			mark = e.Watermark.UTC().Format(time.RFC3339)
+			lag = (time.Duration(*e.LagSeconds) * time.Second).String()
+		}
+		run := "-"
+		var c store.Counts
+		if e.LastRun != nil {
+			run = e.LastRun.Kind + " " + e.LastRun.Outcome + ", " + r.ago(&e.LastRun.StartedAt)
+			c = e.LastRun.Counts
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", e.Endpoint, mark, lag, run,
+			c.Pages, c.Fetched, c.Inserted, c.Updated, c.Unchanged, c.Deleted)
+	}
+	tw.Flush()
+}
+
+// ago says when t was, relative to the report's time.
+func (r statusReport) ago(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return fmt.Sprintf("%s (%s ago)", t.UTC().Format(time.RFC3339), r.now.Sub(*t).Round(time.Second))
+}
+
+// in says when t will be.
+func (r statusReport) in(t *time.Time) string {
+	if d := t.Sub(r.now).Round(time.Second); d > 0 {
+		return fmt.Sprintf("%s (in %s)", t.UTC().Format(time.RFC3339), d)
+	}
+	return t.UTC().Format(time.RFC3339) + " (due)"
+}
+
+func list(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+func or(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
+}
+
+// integrationList is integration list's result.
+type integrationList struct {
+	Integrations []store.StatusRow `json:"integrations"`
+	now          time.Time
+}
+
+func newIntegrationList(rows []store.StatusRow, now time.Time) integrationList {
+	if rows == nil {
+		rows = []store.StatusRow{}
+	}
+	return integrationList{Integrations: rows, now: now}
+}
+
+func (l integrationList) text(w io.Writer) {
+	if len(l.Integrations) == 0 {
+		fmt.Fprintln(w, "no integrations")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INTEGRATION\tTOOL\tCATEGORY\tSTATE\tKOMBO\tLAST SYNCED\tFETCHING\tFAILED 24H\tUNSIGNALED\tATTENTION")
+	for _, r := range l.Integrations {
+		synced := "never"
+		if r.LastSyncedAt != nil {
+			synced = l.now.Sub(*r.LastSyncedAt).Round(time.Second).String() + " ago"
+		}
+		state := or(r.SyncState, "-")
+		if r.PurgedAt != nil {
+			state += " (purged)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.IntegrationID, or(r.Tool, "-"), or(r.Category, "-"),
+			state, r.KomboState, synced, r.FetchesRunning, r.FetchesFailed24h, r.WebhooksUnsignaled, or(r.Attention, "-"))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d integrations\n", len(l.Integrations))
+}
