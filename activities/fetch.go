@@ -20,6 +20,7 @@ type Activities struct {
 	Store      *store.Store
 	Settings   Settings
 	Reconciler Reconciler
+	Metrics    *Metrics // nil: no metrics
 }
 
 // Application error types of FetchEndpoint, for the workflow to branch on with
@@ -57,6 +58,9 @@ type FetchEndpointInput struct {
 	// the transaction that records the pass's success. The workflow sets it to the time the pass
 	// started minus the safety overlap.
 	AdvanceWatermarkTo *time.Time
+	// ChangedSince is when the workflow heard of the first change this delta fetches; a
+	// succeeded pass reports the time since as its sync lag. Nil for passes nobody waits on.
+	ChangedSince *time.Time
 }
 
 // FetchEndpointResult is what the pass did.
@@ -87,12 +91,26 @@ type ErrorDetails struct {
 // page is written in one transaction together with the cursor of the next, and only then
 // heartbeated, so a retried attempt continues after the last committed page and nothing is
 // applied twice. The next page is fetched while the current one is written.
-func (a *Activities) FetchEndpoint(ctx context.Context, in FetchEndpointInput) (FetchEndpointResult, error) {
+func (a *Activities) FetchEndpoint(ctx context.Context, in FetchEndpointInput) (res FetchEndpointResult, err error) {
+	started := time.Now()
+	logger := activity.GetLogger(ctx)
+	defer func() {
+		a.Metrics.fetched(in, started, res.Outcome, err)
+		// One line per attempt, with the workflow's ids (the SDK adds them); never record contents.
+		kv := []any{"integration_id", in.IntegrationID, "endpoint", in.Endpoint.String(), "kind", in.Kind, "run_id", in.RunID,
+			"duration", time.Since(started).Round(time.Millisecond).String()}
+		if err != nil {
+			logger.Warn("pass failed", append(kv, "error", err)...)
+			return
+		}
+		c := res.Counts
+		logger.Info("pass finished", append(kv, "outcome", res.Outcome, "pages", c.Pages, "fetched", c.Fetched,
+			"inserted", c.Inserted, "updated", c.Updated, "unchanged", c.Unchanged, "deleted", c.Deleted, "restored", c.Restored)...)
+	}()
 	if in.IntegrationID == "" || in.RunID == "" || in.Endpoint.Name == "" {
 		return FetchEndpointResult{}, temporal.NewNonRetryableApplicationError(
 			"fetch endpoint: integration, endpoint and run id are required", ErrInvalidInput, nil)
 	}
-	logger := activity.GetLogger(ctx)
 	run := store.Run{ID: in.RunID, IntegrationID: in.IntegrationID, Endpoint: in.Endpoint, Kind: in.Kind, UpdatedAfter: in.UpdatedAfter}
 	progress, err := a.Store.StartRun(ctx, run)
 	if err != nil {
@@ -188,6 +206,7 @@ func (a *Activities) pass(ctx context.Context, run store.Run, params kombo.ListP
 				return counts, err
 			}
 			counts = counts.Add(c)
+			a.Metrics.page(run.Endpoint, run.Kind, c)
 			progress = FetchProgress{NextCursor: f.page.Next, Counts: counts}
 			activity.RecordHeartbeat(ctx, progress)
 		}

@@ -177,7 +177,7 @@ func wantArgs(command string, args []string, n int, what string) error {
 
 // dial connects to Temporal with a logger that stays quiet unless something is wrong.
 func dial(ctx context.Context, cfg *config.Config) (client.Client, error) {
-	return service.DialTemporal(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	return service.DialTemporal(ctx, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), nil)
 }
 
 // openStore connects to Postgres and checks the schema is the one this build knows.

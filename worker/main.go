@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"go.temporal.io/sdk/worker"
 	"golang.org/x/sync/errgroup"
@@ -48,13 +49,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := migrations.Check(ctx, pool); err != nil {
 		return err
 	}
-	tc, err := service.DialTemporal(ctx, cfg, logger)
+	reg := service.NewRegistry()
+	tc, err := service.DialTemporal(ctx, cfg, logger, reg)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
 
-	kc, err := kombo.New(kombo.Options{BaseURL: cfg.KomboBaseURL, APIKey: cfg.KomboAPIKey.Reveal(), UserAgent: "kombosync-worker"})
+	metrics := activities.NewMetrics(reg)
+	kc, err := kombo.New(kombo.Options{BaseURL: cfg.KomboBaseURL, APIKey: cfg.KomboAPIKey.Reveal(), UserAgent: "kombosync-worker",
+		HTTPClient: &http.Client{Timeout: time.Minute, Transport: metrics.Transport(nil)}})
 	if err != nil {
 		return err
 	}
@@ -63,7 +67,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Endpoints: cfg.Endpoints, Triggers: cfg.Triggers, DebounceQuiet: cfg.DebounceQuiet, DebounceMax: cfg.DebounceMax,
 		FetchOverlap: cfg.FetchOverlap, MaxParallelFetches: cfg.FetchParallelism, FetchHeartbeatTimeout: cfg.FetchHeartbeatTimeout,
 		SweepMaxShare: cfg.SweepMaxShare, DeletedRetention: cfg.DeletedRetention,
-	}, Reconciler: func(ctx context.Context, ref store.IntegrationRef, reason string) error {
+	}, Metrics: metrics, Reconciler: func(ctx context.Context, ref store.IntegrationRef, reason string) error {
 		return workflows.SignalWithStart(ctx, tc, cfg.TaskQueue, ref.ID, ref.Tool, ref.Category,
 			workflows.SignalReconcile, workflows.ReconcileRequest{Reason: reason})
 	}})
@@ -77,7 +81,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if cfg.MetricsListenAddr != "" {
 		mux := http.NewServeMux()
-		service.NewProbes(service.NewRegistry(), logger,
+		service.NewProbes(reg, logger,
 			service.PostgresCheck(pool), service.TemporalCheck(tc)).Mount(mux)
 		g.Go(func() error { return service.Serve(ctx, cfg.MetricsListenAddr, mux, logger) })
 	}

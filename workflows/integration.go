@@ -465,7 +465,7 @@ func (s *syncer) launch(ctx workflow.Context, ep string, now time.Time) {
 	actx := workflow.WithActivityOptions(ctx, fetchOptions(fmt.Sprintf("fetch %s (%s)", ep, what), s.settings.FetchHeartbeatTimeout))
 	f := workflow.ExecuteActivity(actx, acts.FetchEndpoint, activities.FetchEndpointInput{
 		IntegrationID: s.id, Endpoint: e, UpdatedAfter: run.UpdatedAfter, Kind: store.KindDelta,
-		RunID: run.ID, AdvanceWatermarkTo: &advanceTo,
+		RunID: run.ID, AdvanceWatermarkTo: &advanceTo, ChangedSince: s.st.PendingSince,
 	})
 	s.inflight = append(s.inflight, &fetchCall{endpoint: ep, run: run, advanceTo: advanceTo, kind: store.KindDelta, future: f})
 }

@@ -41,13 +41,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := migrations.Check(ctx, pool); err != nil {
 		return err
 	}
-	tc, err := service.DialTemporal(ctx, cfg, logger)
+	reg := service.NewRegistry()
+	tc, err := service.DialTemporal(ctx, cfg, logger, reg)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
 
-	reg := service.NewRegistry()
 	gw, err := webhookgw.New(webhookgw.Options{
 		Logger:    logger,
 		Probes:    service.NewProbes(reg, logger, service.PostgresCheck(pool), service.TemporalCheck(tc)),
