@@ -5,7 +5,7 @@ SHELL := /bin/bash
 TEMPORAL_CLI_VERSION := v1.5.1
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: help build dev dev-stop dev-status dev-reset test check fuzz
+.PHONY: help build dev dev-stop dev-status dev-reset test check fuzz ui-screenshots
 
 help: ## list the targets
 	@grep -hE '^[a-z/.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -47,3 +47,6 @@ fuzz: ## mutate the fuzz corpora for FUZZTIME each (10s); a failing input lands 
 		echo "fuzz $${t#*:} for $(FUZZTIME)"; \
 		go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
 	done
+
+ui-screenshots: ## check the Temporal UI of the running make dev stack in headless Chromium and refresh docs/screenshots
+	go run ./cmd/uishots -out docs/screenshots
