@@ -51,6 +51,6 @@ func TestHistoryExportRejectsBadArguments(t *testing.T) {
 	require.Equal(t, 2, code, out)
 	require.Contains(t, out, "takes a workflow id and a file")
 	code, out = runToEnd(t, "starter", env, "history", "export", "kombo-integration:no-such", filepath.Join(t.TempDir(), "h.json"))
-	require.Equal(t, 1, code, out)
+	require.Equal(t, 3, code, out) // not found
 	require.Contains(t, out, "kombo-integration:no-such")
 }
