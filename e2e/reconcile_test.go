@@ -96,7 +96,37 @@ func TestWeeklyReconciliationRepairsLostWebhooks(t *testing.T) {
 		s.recordHistory(t, wf.WorkflowID, wf.FirstExecutionRunID, "reconcile_weekly")
 		return ""
 	})
+	// describe, pause and unpause, as an operator sees them.
+	var desc struct {
+		ID     string `json:"schedule_id"`
+		Paused bool   `json:"paused"`
+		Note   string `json:"note"`
+		Next   []time.Time
+		Recent []struct {
+			WorkflowID string `json:"workflow_id"`
+		}
+		Runs int
+	}
+	s.starterJSON(t, &desc, "schedule", "describe")
+	require.Equal(t, workflows.WeeklyReconcileScheduleID, desc.ID)
+	require.False(t, desc.Paused)
+	require.NotEmpty(t, desc.Next)
+	require.Equal(t, 1, desc.Runs)
+	require.Len(t, desc.Recent, 1)
+	require.Contains(t, s.starter(t, "schedule", "describe"), "ran:     ")
+	require.Equal(t, "schedule kombo-weekly-reconcile: paused\n", s.starter(t, "schedule", "pause"))
+	s.starterJSON(t, &desc, "schedule", "describe")
+	require.True(t, desc.Paused)
+	require.Equal(t, "paused with starter", desc.Note)
+	require.Contains(t, s.starter(t, "schedule", "describe"), "paused:  paused with starter")
+	require.Equal(t, "schedule kombo-weekly-reconcile: unpaused\n", s.starter(t, "schedule", "unpause"))
+	s.starterJSON(t, &desc, "schedule", "describe")
+	require.False(t, desc.Paused)
+
 	require.NoError(t, s.tc.ScheduleClient().GetHandle(t.Context(), workflows.WeeklyReconcileScheduleID).Delete(t.Context()))
+	code, _, stderr := s.runStarter(t, "schedule", "describe")
+	require.Equal(t, 3, code, "not found")
+	require.Contains(t, stderr, "does not exist; create it with starter schedule apply")
 }
 
 func mainEndpoint(cat kombo.Category) kombo.Endpoint {
