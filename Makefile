@@ -5,7 +5,7 @@ SHELL := /bin/bash
 TEMPORAL_CLI_VERSION := v1.5.1
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: help build dev dev-stop dev-status dev-reset test check fuzz ui-screenshots
+.PHONY: help build dev dev-stop dev-status dev-reset test check fuzz ui-screenshots bench
 
 help: ## list the targets
 	@grep -hE '^[a-z/.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,7 @@ check: ## static checks: gofmt, go vet, workflowcheck on workflows/
 	@unformatted=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
+	go vet -tags bench ./bench
 	go tool workflowcheck ./workflows/...
 
 test: bin/temporal check ## every test: static checks, unit, Postgres, Temporal dev server, end-to-end, a short fuzzing run
@@ -50,3 +51,6 @@ fuzz: ## mutate the fuzz corpora for FUZZTIME each (10s); a failing input lands 
 
 ui-screenshots: ## check the Temporal UI of the running make dev stack in headless Chromium and refresh docs/screenshots
 	go run ./cmd/uishots -out docs/screenshots
+
+bench: bin/temporal ## measure kombosync against this machine's limits (about 20 minutes); prints the table and writes BENCHMARKS.md
+	go test -tags bench -run '^TestBenchmarks$$' -count=1 -timeout 45m -v ./bench
