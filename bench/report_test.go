@@ -82,6 +82,9 @@ func writeReport(t *testing.T, took time.Duration, toFile bool) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%v\n", f.N, f.Title, f.Result, f.Goal, f.Met)
 	}
 	tw.Flush()
+	for _, f := range figures {
+		fmt.Printf("\n%d. %s\n", f.N, f.Note)
+	}
 
 	if !toFile || t.Failed() {
 		return

@@ -55,7 +55,7 @@ func benchScale(t *testing.T) {
 		must(t, s.pool.QueryRow(ctx, `select count(*) from kombo.watermarks where endpoint = 'hris/employees' and updated_after is not null`).Scan(&synced))
 		return synced == n
 	})
-	waitFor(t, 2*time.Minute, "no workflow busy", func() bool { return s.busy(ctx) == 0 })
+	s.waitIdle(t, 2*time.Minute)
 	setup := time.Since(setupStart)
 	sample := ids[:min(20, n)]
 	before := s.historyAndRounds(ctx, t, sample)
@@ -90,7 +90,7 @@ func benchScale(t *testing.T) {
 	loadTook := time.Since(loadStart)
 	drainStart := time.Now()
 	must(t, s.emu.WaitWebhooks(ctx))
-	waitFor(t, 5*time.Minute, "the backlog drained", func() bool { return s.busy(ctx) == 0 })
+	s.waitIdle(t, 5*time.Minute)
 	drain := time.Since(drainStart)
 	wrong := s.wrongIntegrations(ctx, t, ids)
 	after := s.historyAndRounds(ctx, t, sample)
@@ -132,14 +132,37 @@ func benchScale(t *testing.T) {
 	benchHistory(t, s, ids[0])
 }
 
-// busy counts the integration workflows debouncing or syncing.
+// busy counts the stack's integration workflows debouncing or syncing (other parts' workflows,
+// whose workers are gone, are left out).
 func (s *stack) busy(ctx context.Context) int {
 	res, err := s.tc.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: fmt.Sprintf(
-		`WorkflowType = %q AND ExecutionStatus = "Running" AND KomboSyncState IN ("debouncing", "syncing")`, workflows.IntegrationSyncType)})
+		`WorkflowType = %q AND TaskQueue = %q AND ExecutionStatus = "Running" AND KomboSyncState IN ("debouncing", "syncing")`,
+		workflows.IntegrationSyncType, s.taskQueue)})
 	if err != nil {
 		return -1
 	}
 	return int(res.Count)
+}
+
+// waitIdle waits until no integration workflow is busy, and says which are when it gives up.
+func (s *stack) waitIdle(t *testing.T, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for s.busy(t.Context()) != 0 {
+		if time.Now().After(deadline) {
+			it, err := s.tc.ListWorkflow(t.Context(), &workflowservice.ListWorkflowExecutionsRequest{PageSize: 5, Query: fmt.Sprintf(
+				`WorkflowType = %q AND TaskQueue = %q AND ExecutionStatus = "Running" AND KomboSyncState IN ("debouncing", "syncing")`,
+				workflows.IntegrationSyncType, s.taskQueue)})
+			if err == nil {
+				for _, e := range it.Executions {
+					st, err := s.status(t.Context(), strings.TrimPrefix(e.Execution.WorkflowId, "kombo-integration:"))
+					t.Logf("busy: %s %+v %v", e.Execution.WorkflowId, st, err)
+				}
+			}
+			t.Fatalf("%d integration workflows still busy after %s", s.busy(t.Context()), within)
+		}
+		time.Sleep(time.Second) // polling visibility
+	}
 }
 
 type growth struct{ events, rounds int }

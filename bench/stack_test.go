@@ -175,3 +175,43 @@ func (s *stack) status(ctx context.Context, id string) (workflows.Status, error)
 	}
 	return st, v.Get(&st)
 }
+
+// cpuSeconds is the CPU time the process has used.
+func (p *program) cpuSeconds() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // clock ticks; 100 per second on Linux
+}
+
+// machineBusy is the share of the machine's CPU time in use since the last call's snapshot.
+type cpuSnapshot struct{ busy, total float64 }
+
+func machineCPU() cpuSnapshot {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuSnapshot{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	var s cpuSnapshot
+	for k, v := range strings.Fields(line)[1:] {
+		n, _ := strconv.ParseFloat(v, 64)
+		s.total += n
+		if k != 3 && k != 4 { // idle, iowait
+			s.busy += n
+		}
+	}
+	return s
+}
+
+func (s cpuSnapshot) busyShareSince(before cpuSnapshot) float64 {
+	return (s.busy - before.busy) / max(1, s.total-before.total)
+}
