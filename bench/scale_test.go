@@ -124,7 +124,9 @@ func benchScale(t *testing.T) {
 		Note: fmt.Sprintf("One worker process (defaults, `KOMBO_ENDPOINTS=hris/employees`), the gateway, and the emulator sending a "+
 			"webhook for every change (each integration changes once a minute, below Kombo's 30 s coalescing). Backfilling the %s "+
 			"integrations took %s first. \"Busy\" is the number of `IntegrationSync` workflows debouncing or syncing "+
-			"(`KomboSyncState` in visibility), sampled every 30 s: %s. \"Differing\" compares every stored employee with the "+
+			"(`KomboSyncState` in visibility), sampled every 30 s: %s. In a steady state it is the arrival rate times the "+
+			"time each change keeps its workflow busy (the 5 s quiet window and the fetch): 1,000/min × ≈5.2 s ≈ 87; flat "+
+			"means the worker keeps up. \"Differing\" compares every stored employee with the "+
 			"emulator's truth after the drain. The lag is `kombosync_sync_lag_seconds` from the worker, estimated from its buckets. "+
 			"Events per round from the histories of %d of the workflows before and after the load.",
 			num(float64(n)), setup.Round(time.Second), strings.Join(trace, "; "), len(sample))})
@@ -317,5 +319,6 @@ func benchHistory(t *testing.T, s *stack, id string) {
 		Goal:   "reported", Met: true,
 		Note: "One integration driven with `sync-now`, a round at a time, until its run continued as new: the run's history " +
 			"length and rounds at that moment (`IntegrationSync` continues as new after 100 rounds, 2,000 events or when Temporal " +
-			"suggests it, well below Temporal's 51,200-event limit)."})
+			"suggests it, well below Temporal's 51,200-event limit). A round started by a webhook costs more, as figure 7 shows: " +
+			"the signal, the debounce timer (started, fired), and the extra workflow task and recorded state change they bring."})
 }
