@@ -116,6 +116,9 @@ func queryStatus(ctx context.Context, cfg *config.Config, id string, timeout tim
 		return st, "no workflow runs for this integration", err
 	case err != nil && qctx.Err() != nil:
 		return st, fmt.Sprintf("no worker answered the status query within %s", timeout), err
+	case err != nil && strings.Contains(err.Error(), "no poller seen"):
+		// The server knows the task queue lost its workers (a clean shutdown) and says so at once.
+		return st, "no worker polls the task queue (is the worker down?)", err
 	case err != nil:
 		return st, "the status query failed: " + err.Error(), err
 	}
