@@ -3,9 +3,12 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +24,7 @@ import (
 
 const (
 	ingestRecords  = 100_000
+	ingestPairs    = 3      // backfill + COPY pairs of figure 1; the median is reported
 	naiveRecords   = 10_000 // the naive baseline commits per record: its rate is measured on the first pages
 	latencyRecords = 25_000 // 100 pages
 	pageLatency    = 200 * time.Millisecond
@@ -89,28 +93,48 @@ func benchIngest(t *testing.T) {
 	ctx := t.Context()
 	in := newIngest(t, "ingest", ingestRecords)
 
-	// 1. All 100,000 employees into an empty table, and the machine's limit: COPY of the same rows.
-	res, took := in.pass(t, "backfill-1", store.KindDelta)
-	if res.Counts.Fetched != ingestRecords {
-		t.Fatalf("fetched %d, want %d", res.Counts.Fetched, ingestRecords)
+	// 1. All 100,000 employees into an empty table, and the machine's limit: COPY of the same
+	// rows, right after, into the same database. Three such pairs; the median pair is reported.
+	type pair struct {
+		rate, copyRate float64
+		took           time.Duration
 	}
-	rate := float64(res.Counts.Fetched) / took.Seconds()
-	var records []kombo.Record
-	in.pages(ctx, t, func(p *kombo.Page) bool { records = append(records, p.Records...); return true })
-	copyRate := copyRows(ctx, t, in.pool, records)
+	var pairs []pair
+	for k := range ingestPairs {
+		p := in
+		if k > 0 {
+			p = newIngest(t, fmt.Sprintf("ingest_%d", k), ingestRecords)
+		}
+		res, took := p.pass(t, "backfill-1", store.KindDelta)
+		if res.Counts.Fetched != ingestRecords {
+			t.Fatalf("fetched %d, want %d", res.Counts.Fetched, ingestRecords)
+		}
+		var records []kombo.Record
+		p.pages(ctx, t, func(pg *kombo.Page) bool { records = append(records, pg.Records...); return true })
+		pairs = append(pairs, pair{rate: float64(res.Counts.Fetched) / took.Seconds(), copyRate: copyRows(ctx, t, p.pool, records), took: took})
+	}
+	slices.SortFunc(pairs, func(a, b pair) int { return cmp.Compare(a.rate/a.copyRate, b.rate/b.copyRate) })
+	median := pairs[len(pairs)/2]
+	rate, copyRate, took := median.rate, median.copyRate, median.took
+	var spread []string
+	for _, p := range pairs {
+		spread = append(spread, fmt.Sprintf("%.0f%%", 100*p.rate/p.copyRate))
+	}
 	weekly := newIngest(t, "ingest_full", ingestRecords)
 	wres, wtook := weekly.pass(t, "full-1", store.KindFull)
 	wrate := float64(wres.Counts.Fetched) / wtook.Seconds()
 	f1 := figure{N: 1, Title: "Full-pass ingest of 100,000 employees vs COPY",
-		Result: fmt.Sprintf("%s records/s (%s); COPY %s rows/s: **%.0f%%**. As a weekly full pass (also recording the ids it saw): %s records/s, %.0f%%",
-			num(rate), took.Round(time.Millisecond), num(copyRate), 100*rate/copyRate, num(wrate), 100*wrate/copyRate),
+		Result: fmt.Sprintf("%s records/s (%s); COPY %s rows/s: **%.0f%%** (median of %s). As a weekly full pass (also recording the ids it saw): %s records/s, %.0f%%",
+			num(rate), took.Round(time.Millisecond), num(copyRate), 100*rate/copyRate, strings.Join(spread, ", "), num(wrate), 100*wrate/copyRate),
 		Goal: "≥ 50% of COPY", Met: rate >= copyRate/2,
 		Note: "`FetchEndpoint` in the SDK's activity environment pages the emulator (loopback, 250 per page, nested records, no injected " +
 			"latency) into an empty database, as a new integration's backfill does: upsert, change-feed row and run bookkeeping per page " +
 			"in one transaction. The limit is one `COPY` (pgx `CopyFrom`) of the same 100,000 rows, as the API returned them, into a " +
 			"table of the same shape (`create table … (like kombo.hris_employees including all)`: same columns, primary key and " +
 			"indexes); COPY writes no change feed. The same pass as a weekly full pass (kind full) into another empty database also " +
-			"writes each id to `kombo.full_pass_seen` for its sweep: a second row per record, which costs the difference."}
+			"writes each id to `kombo.full_pass_seen` for its sweep: a second row per record, which costs the difference. " +
+			"Each backfill runs against a fresh emulator and database, its COPY right after on the same database; of three such " +
+			"pairs the median ratio is reported, since single runs on this machine ranged from 44% to 52%."}
 	if !f1.Met {
 		f1.Note += " **Why the goal is missed here:** per record kombosync writes the record and a change row (two rows, each with " +
 			"its indexes: four on the change feed) where COPY writes one, in a statement that also looks each id up first, so " +
