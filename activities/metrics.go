@@ -66,10 +66,12 @@ func (m *Metrics) page(ep kombo.Endpoint, kind string, c store.Counts) {
 	}
 	name := ep.String()
 	m.pages.WithLabelValues(name, kind).Inc()
-	for op, n := range map[string]int{"inserted": c.Inserted, "updated": c.Updated, "unchanged": c.Unchanged,
-		"deleted": c.Deleted, "restored": c.Restored} {
-		if n > 0 {
-			m.records.WithLabelValues(name, op).Add(float64(n))
+	for _, op := range [...]struct {
+		name string
+		n    int
+	}{{"inserted", c.Inserted}, {"updated", c.Updated}, {"unchanged", c.Unchanged}, {"deleted", c.Deleted}, {"restored", c.Restored}} {
+		if op.n > 0 {
+			m.records.WithLabelValues(name, op.name).Add(float64(op.n))
 		}
 	}
 }

@@ -84,8 +84,8 @@ func benchGateway(t *testing.T) {
 			"(the inbox insert and the mark), and every millisecond of it is taken from the dev server. Batching the marks of "+
 			"concurrent requests into one statement was tried and changed nothing measurable (commits are not the limit, CPU "+
 			"is), so it was left out. The gap closes where the gateway and PostgreSQL do not share the Temporal server's "+
-			"cores, as in any real deployment: the gateway's CPU per webhook allows about %s webhooks/s per core on its own.", 100*rawBusy, 100*gwBusy, runtime.NumCPU(), 1000*gwCPU/gatewayRequests,
-			num(gatewayRequests/gwCPU))
+			"cores, as in any real deployment: the gateway's CPU per webhook allows about %s webhooks/s per core on its own.",
+			100*rawBusy, 100*gwBusy, runtime.NumCPU(), 1000*gwCPU/gatewayRequests, num(gatewayRequests/gwCPU))
 	}
 	record(f5)
 }

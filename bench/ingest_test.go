@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"iter"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -75,18 +76,9 @@ func (in *ingest) pass(t *testing.T, runID, kind string) (activities.FetchEndpoi
 	return res, took
 }
 
-// pages fetches every page of the endpoint as the API returns them.
-func (in *ingest) pages(ctx context.Context, t *testing.T, each func(*kombo.Page) bool) {
-	t.Helper()
-	p := kombo.ListParams{PageSize: kombo.DefaultPageSize, IncludeDeleted: true}
-	for {
-		page, err := in.kc.ListPage(ctx, integrationID, employees, p)
-		must(t, err)
-		if !each(page) || page.Next == "" {
-			return
-		}
-		p.Cursor = page.Next
-	}
+// allPages is every page of the endpoint, as the API returns them.
+func (in *ingest) allPages(ctx context.Context) iter.Seq2[*kombo.Page, error] {
+	return in.kc.Pages(ctx, integrationID, employees, kombo.ListParams{PageSize: kombo.DefaultPageSize, IncludeDeleted: true})
 }
 
 func benchIngest(t *testing.T) {
@@ -110,7 +102,10 @@ func benchIngest(t *testing.T) {
 			t.Fatalf("fetched %d, want %d", res.Counts.Fetched, ingestRecords)
 		}
 		var records []kombo.Record
-		p.pages(ctx, t, func(pg *kombo.Page) bool { records = append(records, pg.Records...); return true })
+		for pg, err := range p.allPages(ctx) {
+			must(t, err)
+			records = append(records, pg.Records...)
+		}
 		pairs = append(pairs, pair{rate: float64(res.Counts.Fetched) / took.Seconds(), copyRate: copyRows(ctx, t, p.pool, records), took: took})
 	}
 	slices.SortFunc(pairs, func(a, b pair) int { return cmp.Compare(a.rate/a.copyRate, b.rate/b.copyRate) })
@@ -221,7 +216,8 @@ func naive(ctx context.Context, t *testing.T, in *ingest) float64 {
 	must(t, err)
 	n := 0
 	start := time.Now()
-	in.pages(ctx, t, func(p *kombo.Page) bool {
+	for p, err := range in.allPages(ctx) {
+		must(t, err)
 		for _, r := range p.Records {
 			now := time.Now()
 			_, err := in.pool.Exec(ctx, `
@@ -235,8 +231,10 @@ func naive(ctx context.Context, t *testing.T, in *ingest) float64 {
 			must(t, err)
 			n++
 		}
-		return n < naiveRecords
-	})
+		if n >= naiveRecords {
+			break
+		}
+	}
 	return float64(n) / time.Since(start).Seconds()
 }
 

@@ -53,7 +53,6 @@ func TestBenchmarks(t *testing.T) {
 
 func writeReport(t *testing.T, took time.Duration, toFile bool) {
 	var b strings.Builder
-	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "# Benchmarks\n\nMeasured by `make bench` on %s, %d CPUs, %s, %s, in one run of %s. Every figure and its\n"+
 		"baseline come from the same run on the same machine, so the ratios hold on a noisy machine.\n"+
 		"PostgreSQL runs with its durable defaults (fsync on); Temporal is the dev server.\n\n",
@@ -74,7 +73,6 @@ func writeReport(t *testing.T, took time.Duration, toFile bool) {
 	for _, f := range figures {
 		fmt.Fprintf(&b, "%d. **%s.** %s\n", f.N, f.Title, strings.TrimSpace(f.Note+" "+f.Skipped))
 	}
-	_ = host
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tFIGURE\tRESULT\tGOAL\tMET")

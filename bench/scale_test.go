@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -94,7 +95,8 @@ func benchScale(t *testing.T) {
 	drain := time.Since(drainStart)
 	wrong := s.wrongIntegrations(ctx, t, ids)
 	after := s.historyAndRounds(ctx, t, sample)
-	lagP50, lagP95 := histogramQuantiles(t, s.metricsURL+"/metrics", "kombosync_sync_lag_seconds", 0.5, 0.95)
+	lag := histogramQuantile(t, s.metricsURL+"/metrics", "kombosync_sync_lag_seconds")
+	lagP50, lagP95 := lag(0.5), lag(0.95)
 
 	var busyFirst, busySecond, maxBusy int
 	var maxRSS float64
@@ -137,13 +139,16 @@ func benchScale(t *testing.T) {
 // busy counts the stack's integration workflows debouncing or syncing (other parts' workflows,
 // whose workers are gone, are left out).
 func (s *stack) busy(ctx context.Context) int {
-	res, err := s.tc.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: fmt.Sprintf(
-		`WorkflowType = %q AND TaskQueue = %q AND ExecutionStatus = "Running" AND KomboSyncState IN ("debouncing", "syncing")`,
-		workflows.IntegrationSyncType, s.taskQueue)})
+	res, err := s.tc.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: s.busyQuery()})
 	if err != nil {
 		return -1
 	}
 	return int(res.Count)
+}
+
+func (s *stack) busyQuery() string {
+	return fmt.Sprintf(`WorkflowType = %q AND TaskQueue = %q AND ExecutionStatus = "Running" AND KomboSyncState IN ("debouncing", "syncing")`,
+		workflows.IntegrationSyncType, s.taskQueue)
 }
 
 // waitIdle waits until no integration workflow is busy, and says which are when it gives up.
@@ -152,9 +157,7 @@ func (s *stack) waitIdle(t *testing.T, within time.Duration) {
 	deadline := time.Now().Add(within)
 	for s.busy(t.Context()) != 0 {
 		if time.Now().After(deadline) {
-			it, err := s.tc.ListWorkflow(t.Context(), &workflowservice.ListWorkflowExecutionsRequest{PageSize: 5, Query: fmt.Sprintf(
-				`WorkflowType = %q AND TaskQueue = %q AND ExecutionStatus = "Running" AND KomboSyncState IN ("debouncing", "syncing")`,
-				workflows.IntegrationSyncType, s.taskQueue)})
+			it, err := s.tc.ListWorkflow(t.Context(), &workflowservice.ListWorkflowExecutionsRequest{PageSize: 5, Query: s.busyQuery()})
 			if err == nil {
 				for _, e := range it.Executions {
 					st, err := s.status(t.Context(), strings.TrimPrefix(e.Execution.WorkflowId, "kombo-integration:"))
@@ -219,9 +222,9 @@ func (s *stack) wrongIntegrations(ctx context.Context, t *testing.T, ids []strin
 	return wrong
 }
 
-// histogramQuantiles estimates quantiles of a Prometheus histogram (summed over its series)
-// from its buckets, interpolating linearly within a bucket.
-func histogramQuantiles(t *testing.T, url, name string, qs ...float64) (p50, p95 time.Duration) {
+// histogramQuantile scrapes a Prometheus histogram (summed over its series) and returns its
+// quantile function, estimated from the buckets, interpolating linearly within a bucket.
+func histogramQuantile(t *testing.T, url, name string) func(q float64) time.Duration {
 	t.Helper()
 	resp, err := http.Get(url)
 	must(t, err)
@@ -233,7 +236,7 @@ func histogramQuantiles(t *testing.T, url, name string, qs ...float64) (p50, p95
 	must(t, err)
 	f := fams[name]
 	if f == nil {
-		return 0, 0
+		return func(float64) time.Duration { return 0 }
 	}
 	cum := map[float64]uint64{}
 	var total uint64
@@ -248,10 +251,11 @@ func histogramQuantiles(t *testing.T, url, name string, qs ...float64) (p50, p95
 			cum[b.GetUpperBound()] += b.GetCumulativeCount()
 		}
 	}
-	quantile := func(q float64) time.Duration {
+	slices.Sort(bounds)
+	return func(q float64) time.Duration {
 		want := q * float64(total)
 		lower, below := 0.0, uint64(0)
-		for _, ub := range sortedFloats(bounds) {
+		for _, ub := range bounds {
 			if float64(cum[ub]) >= want {
 				frac := (want - float64(below)) / math.Max(1, float64(cum[ub]-below))
 				return time.Duration((lower + frac*(ub-lower)) * float64(time.Second))
@@ -260,17 +264,6 @@ func histogramQuantiles(t *testing.T, url, name string, qs ...float64) (p50, p95
 		}
 		return time.Duration(lower * float64(time.Second))
 	}
-	return quantile(qs[0]), quantile(qs[1])
-}
-
-func sortedFloats(s []float64) []float64 {
-	out := append([]float64(nil), s...)
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j] < out[j-1]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
-	return out
 }
 
 // 8. How a workflow's history grows per delta round, and how many rounds one run holds before it
@@ -289,13 +282,12 @@ func benchHistory(t *testing.T, s *stack, id string) {
 		must(t, workflows.SignalWithStart(ctx, s.tc, s.taskQueue, id, "", "", workflows.SignalSyncNow, workflows.SyncNowRequest{Reason: "bench"}))
 		var now workflows.Status
 		var nowRun string
-		var length int
 		waitFor(t, time.Minute, "a round", func() bool {
 			d, err := s.tc.DescribeWorkflowExecution(ctx, wfID, "")
 			if err != nil {
 				return false
 			}
-			nowRun, length = d.WorkflowExecutionInfo.Execution.RunId, int(d.WorkflowExecutionInfo.HistoryLength)
+			nowRun = d.WorkflowExecutionInfo.Execution.RunId
 			now, err = s.status(ctx, id)
 			return err == nil && (nowRun != firstRun || (now.RoundsThisRun > st.RoundsThisRun && now.State == workflows.StateIdle))
 		})
@@ -308,7 +300,6 @@ func benchHistory(t *testing.T, s *stack, id string) {
 			break
 		}
 		st = now
-		_ = length
 	}
 	if rounds == 0 {
 		t.Fatalf("no continue-as-new after 300 rounds")

@@ -192,7 +192,7 @@ func (p *program) cpuSeconds() float64 {
 	return (ut + st) / 100 // clock ticks; 100 per second on Linux
 }
 
-// machineBusy is the share of the machine's CPU time in use since the last call's snapshot.
+// cpuSnapshot is the machine's CPU time so far (/proc/stat), busy and in all.
 type cpuSnapshot struct{ busy, total float64 }
 
 func machineCPU() cpuSnapshot {
@@ -212,6 +212,7 @@ func machineCPU() cpuSnapshot {
 	return s
 }
 
+// busyShareSince is the share of the machine's CPU time in use between before and s.
 func (s cpuSnapshot) busyShareSince(before cpuSnapshot) float64 {
 	return (s.busy - before.busy) / max(1, s.total-before.total)
 }

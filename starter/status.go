@@ -67,15 +67,11 @@ type endpointStatus struct {
 	LastRun    *runStatus `json:"last_run,omitempty"`
 }
 
+// runStatus is an endpoint's last run: what Postgres records of it, and a full pass's sweep count
+// (the workflow knows it).
 type runStatus struct {
-	RunID      string     `json:"run_id"`
-	Kind       string     `json:"kind"`
-	Outcome    string     `json:"outcome"`
-	StartedAt  time.Time  `json:"started_at"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
-	store.Counts
-	Swept int    `json:"swept,omitempty"`
-	Error string `json:"error,omitempty"`
+	store.EndpointRun
+	Swept int `json:"swept,omitempty"`
 }
 
 // integrationStatus asks the workflow, and reads Postgres when the workflow cannot answer.
@@ -141,9 +137,9 @@ func workflowStatus(id string, st workflows.Status, now time.Time) statusReport 
 		}
 		if run, ok := st.LastRuns[ep]; ok {
 			finished := run.FinishedAt
-			e.LastRun = &runStatus{RunID: run.RunID, Kind: run.Kind, Outcome: run.Outcome, StartedAt: run.StartedAt,
-				FinishedAt: &finished, Swept: run.Swept, Counts: store.Counts{Pages: run.Pages, Fetched: run.Fetched,
-					Inserted: run.Inserted, Updated: run.Updated, Unchanged: run.Unchanged, Deleted: run.Deleted, Restored: run.Restored}}
+			e.LastRun = &runStatus{Swept: run.Swept, EndpointRun: store.EndpointRun{ID: run.RunID, Kind: run.Kind, Outcome: run.Outcome,
+				StartedAt: run.StartedAt, FinishedAt: &finished, Counts: store.Counts{Pages: run.Pages, Fetched: run.Fetched,
+					Inserted: run.Inserted, Updated: run.Updated, Unchanged: run.Unchanged, Deleted: run.Deleted, Restored: run.Restored}}}
 		}
 		r.Endpoints = append(r.Endpoints, e)
 	}
@@ -181,8 +177,7 @@ func recordedStatus(ctx context.Context, cfg *config.Config, id string, now time
 			e.Watermark, e.LagSeconds = w.UpdatedAfter, lagSeconds(w.UpdatedAfter, now)
 		}
 		if run, ok := runs[ep]; ok {
-			e.LastRun = &runStatus{RunID: run.ID, Kind: run.Kind, Outcome: run.Outcome, StartedAt: run.StartedAt,
-				FinishedAt: run.FinishedAt, Counts: run.Counts, Error: run.Error}
+			e.LastRun = &runStatus{EndpointRun: run}
 			if run.Outcome == "running" {
 				r.InFlight = append(r.InFlight, ep)
 			}
