@@ -4,28 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/store"
 )
-
-// Settings are the worker's sync settings (ARCHITECTURE.md section 6). Workflows receive them
-// from LoadIntegration, so each run's decisions are recorded in its history and a replay never
-// depends on the configuration of the worker replaying it.
-type Settings struct {
-	Endpoints          []kombo.Endpoint // configured endpoints of every category
-	Triggers           []string         // event types that start a delta
-	DebounceQuiet      time.Duration
-	DebounceMax        time.Duration
-	FetchOverlap       time.Duration
-	MaxParallelFetches int
-	// FetchHeartbeatTimeout: a fetch silent this long is retried; one minute when zero.
-	FetchHeartbeatTimeout time.Duration
-	// SweepMaxShare is the largest share of an endpoint's rows a full pass may mark deleted
-	// without an operator's confirmation.
-	SweepMaxShare float64
-	// DeletedRetention is how long a deleted integration's rows are kept before the purge.
-	DeletedRetention time.Duration
-}
 
 // LoadIntegrationInput names the integration and what the caller knows of it.
 type LoadIntegrationInput struct {

@@ -2,10 +2,7 @@ package komboemu
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,53 +15,6 @@ import (
 
 	"github.com/kombosync/kombosync/kombo"
 )
-
-// Faults make the API unreliable the way Kombo and the tools behind it can be.
-type Faults struct {
-	ErrorRate     float64       // share of list requests answered 500 PLATFORM.UNKNOWN_ERROR
-	RateLimitRate float64       // share answered 429 PLATFORM.RATE_LIMIT_EXCEEDED
-	RetryAfter    time.Duration // Retry-After sent with those 429s; none when zero
-	DropRate      float64       // share whose connection is cut in the middle of the answer
-	Latency       time.Duration // added to every list answer
-	Webhooks      WebhookFaults
-}
-
-// Fault is one forced failure of the next list request (QueueFaults).
-type Fault string
-
-const (
-	FaultServerError       Fault = "server-error"        // 500 PLATFORM.UNKNOWN_ERROR
-	FaultRemoteUnavailable Fault = "remote-unavailable"  // 503 REMOTE.SERVICE_UNAVAILABLE
-	FaultRateLimit         Fault = "rate-limit"          // 429 PLATFORM.RATE_LIMIT_EXCEEDED, no Retry-After
-	FaultRateLimitRetry    Fault = "rate-limit-retry"    // the same with Retry-After: 2
-	FaultConcurrencyLimit  Fault = "concurrency-limit"   // 429 PLATFORM.CONCURRENCY_LIMIT_EXCEEDED
-	FaultDrop              Fault = "drop"                // connection cut in the middle of the answer
-	FaultBareGateway       Fault = "bare-503"            // a load balancer's 503 with an HTML body
-	FaultTimeoutTask       Fault = "task-timed-out"      // 504 PLATFORM.TASK_TIMED_OUT
-	FaultUnknownRemote     Fault = "remote-unknown-http" // 502 REMOTE.UNKNOWN_HTTP_ERROR
-)
-
-// SetFaults replaces the random faults.
-func (e *Emulator) SetFaults(f Faults) {
-	e.mu.Lock()
-	e.faults = f
-	e.mu.Unlock()
-	e.hooks.setFaults(f.Webhooks)
-}
-
-// QueueFaults makes the next list requests fail, one fault each, in order.
-func (e *Emulator) QueueFaults(fs ...Fault) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.queued = append(e.queued, fs...)
-}
-
-// ExpireCursors makes every cursor issued so far invalid, as if it had expired.
-func (e *Emulator) ExpireCursors() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.cursorEpoch++
-}
 
 // Handler serves the API under /v1, GET /healthz, and the control API under /_emulator
 // (see control.go).
@@ -103,6 +53,8 @@ var errorTitles = map[string]string{
 	kombo.CodeRemoteRateLimitExceeded:  "Remote rate limit exceeded",
 }
 
+var paramsOfEveryList = []string{"cursor", "page_size", "updated_after", "include_deleted", "ignore_unsupported_filters", "ids", "remote_ids"}
+
 func (a *apiError) write(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json")
 	if a.retryAfter > 0 {
@@ -122,26 +74,6 @@ func (a *apiError) write(w http.ResponseWriter) {
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": "error", "error": map[string]any{
 		"code": code, "title": title, "message": a.message, "log_url": nil}})
-}
-
-func faultError(f Fault) *apiError {
-	switch f {
-	case FaultServerError:
-		return &apiError{status: 500, code: kombo.CodePlatformUnknownError, message: "An unknown error occurred."}
-	case FaultRemoteUnavailable:
-		return &apiError{status: 503, code: kombo.CodeRemoteServiceUnavailable, message: "The remote system is unavailable."}
-	case FaultRateLimit:
-		return &apiError{status: 429, code: kombo.CodeRateLimitExceeded, message: "Rate limit exceeded."}
-	case FaultRateLimitRetry:
-		return &apiError{status: 429, code: kombo.CodeRateLimitExceeded, message: "Rate limit exceeded.", retryAfter: 2 * time.Second}
-	case FaultConcurrencyLimit:
-		return &apiError{status: 429, code: kombo.CodeConcurrencyLimitExceeded, message: "Too many concurrent requests."}
-	case FaultTimeoutTask:
-		return &apiError{status: 504, code: kombo.CodeTaskTimedOut, message: "The task timed out."}
-	case FaultUnknownRemote:
-		return &apiError{status: 502, code: kombo.CodeRemoteUnknownHTTPError, message: "The remote system answered 500."}
-	}
-	return nil
 }
 
 // listRequest is a parsed list request.
@@ -204,42 +136,6 @@ func (e *Emulator) serveList(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-// pickFault takes the next queued fault, or draws a random one, with the Retry-After of a random
-// rate limit. Call with e.mu held.
-func (e *Emulator) pickFault() (Fault, time.Duration) {
-	if len(e.queued) > 0 {
-		f := e.queued[0]
-		e.queued = e.queued[1:]
-		return f, 0
-	}
-	f := e.faults
-	switch x := e.rng.Float64(); {
-	case x < f.DropRate:
-		return FaultDrop, 0
-	case x < f.DropRate+f.ErrorRate:
-		return FaultServerError, 0
-	case x < f.DropRate+f.ErrorRate+f.RateLimitRate:
-		return FaultRateLimit, f.RetryAfter
-	}
-	return "", 0
-}
-
-// dropConnection cuts the connection in the middle of an answer. (Closing it before any byte
-// would be invisible: Go's and most HTTP clients silently resend an idempotent GET then.)
-func dropConnection(w http.ResponseWriter) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		panic(http.ErrAbortHandler)
-	}
-	conn, buf, err := hj.Hijack()
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{\"status\":\"success\",\"data\":{\"next\":")
-	_ = buf.Flush()
-}
-
 // list answers a list request. Call with e.mu held.
 func (e *Emulator) list(r *http.Request) ([]byte, *apiError) {
 	if !e.authorized(r) {
@@ -290,8 +186,6 @@ func (e *Emulator) authorized(r *http.Request) bool {
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	return ok && e.opts.APIKey != "" && subtle.ConstantTimeCompare([]byte(token), []byte(e.opts.APIKey)) == 1
 }
-
-var paramsOfEveryList = []string{"cursor", "page_size", "updated_after", "include_deleted", "ignore_unsupported_filters", "ids", "remote_ids"}
 
 func invalid(format string, args ...any) *apiError {
 	return &apiError{status: 400, code: kombo.CodeInputInvalid, message: fmt.Sprintf(format, args...)}
@@ -432,50 +326,4 @@ func (req *listRequest) matches(r *record) bool {
 		}
 	}
 	return true
-}
-
-// Cursors are opaque to clients: base64url of the epoch, the last seq, a hash binding them to
-// the integration and the query, and the issue time.
-func (e *Emulator) encodeCursor(seq, binding uint64) string {
-	var b [32]byte
-	binary.BigEndian.PutUint64(b[0:], e.cursorEpoch)
-	binary.BigEndian.PutUint64(b[8:], seq)
-	binary.BigEndian.PutUint64(b[16:], binding)
-	binary.BigEndian.PutUint64(b[24:], uint64(e.now().UnixMilli()))
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-func (e *Emulator) decodeCursor(c string, binding uint64) (uint64, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) != 32 {
-		return 0, false
-	}
-	if binary.BigEndian.Uint64(b[0:]) != e.cursorEpoch || binary.BigEndian.Uint64(b[16:]) != binding {
-		return 0, false
-	}
-	issued := time.UnixMilli(int64(binary.BigEndian.Uint64(b[24:])))
-	if e.opts.CursorTTL > 0 && e.now().Sub(issued) > e.opts.CursorTTL {
-		return 0, false
-	}
-	return binary.BigEndian.Uint64(b[8:]), true
-}
-
-func queryHash(q url.Values) uint64 {
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		if k != "cursor" && k != "page_size" { // filters must be sent again; the page size may change
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	h := sha256.New()
-	for _, k := range keys {
-		fmt.Fprintf(h, "%s=%s&", k, strings.Join(q[k], ","))
-	}
-	return binary.BigEndian.Uint64(h.Sum(nil))
-}
-
-func iidHash(id string) uint64 {
-	s := sha256.Sum256([]byte(id))
-	return binary.BigEndian.Uint64(s[:])
 }

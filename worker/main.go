@@ -20,7 +20,6 @@ import (
 	"github.com/kombosync/kombosync/config"
 	"github.com/kombosync/kombosync/internal/service"
 	"github.com/kombosync/kombosync/kombo"
-	"github.com/kombosync/kombosync/migrations"
 	"github.com/kombosync/kombosync/store"
 	"github.com/kombosync/kombosync/workflows"
 )
@@ -41,29 +40,21 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	logger := cfg.Logger(stderr).With("service", "worker")
 
-	pool, err := service.OpenPostgres(ctx, cfg.DatabaseURL)
+	b, err := service.Connect(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := migrations.Check(ctx, pool); err != nil {
-		return err
-	}
-	reg := service.NewRegistry()
-	tc, err := service.DialTemporal(ctx, cfg, logger, reg)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
+	defer b.Close()
+	tc := b.Temporal
 
-	metrics := activities.NewMetrics(reg)
+	metrics := activities.NewMetrics(b.Registry)
 	kc, err := kombo.New(kombo.Options{BaseURL: cfg.KomboBaseURL, APIKey: cfg.KomboAPIKey.Reveal(), UserAgent: "kombosync-worker",
 		HTTPClient: &http.Client{Timeout: time.Minute, Transport: metrics.Transport(nil)}})
 	if err != nil {
 		return err
 	}
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
-	register(w, &activities.Activities{Kombo: kc, Store: store.New(pool), Settings: activities.Settings{
+	register(w, &activities.Activities{Kombo: kc, Store: store.New(b.Pool), Settings: activities.Settings{
 		Endpoints: cfg.Endpoints, Triggers: cfg.Triggers, DebounceQuiet: cfg.DebounceQuiet, DebounceMax: cfg.DebounceMax,
 		FetchOverlap: cfg.FetchOverlap, MaxParallelFetches: cfg.FetchParallelism, FetchHeartbeatTimeout: cfg.FetchHeartbeatTimeout,
 		SweepMaxShare: cfg.SweepMaxShare, DeletedRetention: cfg.DeletedRetention,
@@ -81,8 +72,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if cfg.MetricsListenAddr != "" {
 		mux := http.NewServeMux()
-		service.NewProbes(reg, logger,
-			service.PostgresCheck(pool), service.TemporalCheck(tc)).Mount(mux)
+		b.Probes(logger).Mount(mux)
 		g.Go(func() error { return service.Serve(ctx, cfg.MetricsListenAddr, mux, logger) })
 	}
 	g.Go(func() error { <-ctx.Done(); return nil })

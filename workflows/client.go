@@ -19,10 +19,3 @@ func SignalWithStart(ctx context.Context, c client.Client, taskQueue, integratio
 	}
 	return nil
 }
-
-// ReconcileRequest is the reconcile signal: run a full pass as soon as no delta runs.
-type ReconcileRequest struct {
-	// ConfirmSweep lets the pass's sweep delete more than SWEEP_MAX_SHARE of an endpoint's rows.
-	ConfirmSweep bool
-	Reason       string
-}

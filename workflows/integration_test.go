@@ -481,7 +481,7 @@ func TestCarriedStateResumesItsDeadlines(t *testing.T) {
 	quiet := h.start.Add(3 * time.Second)
 	since := h.start.Add(-time.Second)
 	in := workflows.IntegrationSyncInput{IntegrationID: integrationID, Tool: "personio", Category: "HRIS",
-		Carried: &workflows.SyncState{Tool: "personio", Category: "HRIS", Pending: []string{"hris/employees"},
+		Carried: &workflows.CarriedState{Tool: "personio", Category: "HRIS", Pending: []string{"hris/employees"},
 			PendingSince: &since, QuietUntil: &quiet, FirstSyncFinished: true}}
 	err := h.runUntil(time.Minute, &in)
 	var canceled *temporal.CanceledError

@@ -69,60 +69,9 @@ type ResumeRequest struct {
 	Reason string
 }
 
-// Sync states (the KomboSyncState search attribute, ARCHITECTURE.md section 3).
-const (
-	StateWaitingFirstSync = "waiting_first_sync"
-	StateIdle             = "idle"
-	StateDebouncing       = "debouncing"
-	StateSyncing          = "syncing"
-	StateReconciling      = "reconciling"
-	StateAuthFailed       = "auth_failed"
-	StatePaused           = "paused"
-	StateDeleted          = "deleted"
-)
-
-// RunSummary is the last pass of one endpoint.
-type RunSummary struct {
-	RunID      string
-	Kind       string
-	Outcome    string
-	StartedAt  time.Time
-	FinishedAt time.Time
-	Pages      int
-	Fetched    int
-	Inserted   int
-	Updated    int
-	Unchanged  int
-	Deleted    int
-	Restored   int
-	Swept      int // full pass: rows marked deleted because Kombo no longer returned them
-}
-
-// Status is the answer of the status query.
-type Status struct {
-	IntegrationID string
-	Tool          string
-	Category      string
-	State         string
-	// KomboState is the integration's state at Kombo (ACTIVE, INVALID, INACTIVE).
-	KomboState        string
-	LastSyncState     string // of Kombo's last sync-finished
-	FirstSyncFinished bool
-	PauseReason       string
-	Pending           []string // endpoints waiting for a fetch
-	InFlight          []string // endpoints being fetched
-	Unavailable       []string // endpoints the integration does not offer
-	Watermarks        map[string]time.Time
-	LastRuns          map[string]RunSummary
-	LastSyncAt        *time.Time
-	LastError         string
-	LastErrorAt       *time.Time
-	NextWakeAt        *time.Time
-	NextWake          string // what the next wake-up is for
-	EventsThisRun     int
-	RoundsThisRun     int
-	LastFullSyncAt    *time.Time
-	// Attention says why an operator is needed (a refused sweep).
-	Attention string
-	PurgeAt   *time.Time // a deleted integration's rows go then
+// ReconcileRequest is the reconcile signal: run a full pass as soon as no delta runs.
+type ReconcileRequest struct {
+	// ConfirmSweep lets the pass's sweep delete more than SWEEP_MAX_SHARE of an endpoint's rows.
+	ConfirmSweep bool
+	Reason       string
 }

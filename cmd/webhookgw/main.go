@@ -13,7 +13,6 @@ import (
 
 	"github.com/kombosync/kombosync/config"
 	"github.com/kombosync/kombosync/internal/service"
-	"github.com/kombosync/kombosync/migrations"
 	"github.com/kombosync/kombosync/store"
 	"github.com/kombosync/kombosync/webhookgw"
 )
@@ -33,28 +32,19 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	logger := cfg.Logger(stderr).With("service", "webhookgw")
 
-	pool, err := service.OpenPostgres(ctx, cfg.DatabaseURL)
+	b, err := service.Connect(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := migrations.Check(ctx, pool); err != nil {
-		return err
-	}
-	reg := service.NewRegistry()
-	tc, err := service.DialTemporal(ctx, cfg, logger, reg)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
+	defer b.Close()
 
 	gw, err := webhookgw.New(webhookgw.Options{
 		Logger:    logger,
-		Probes:    service.NewProbes(reg, logger, service.PostgresCheck(pool), service.TemporalCheck(tc)),
-		Registry:  reg,
+		Probes:    b.Probes(logger),
+		Registry:  b.Registry,
 		Secrets:   secrets(cfg.WebhookSecrets),
-		Store:     store.New(pool),
-		Temporal:  tc,
+		Store:     store.New(b.Pool),
+		Temporal:  b.Temporal,
 		TaskQueue: cfg.TaskQueue,
 	})
 	if err != nil {

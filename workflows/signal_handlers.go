@@ -1,0 +1,136 @@
+package workflows
+
+import (
+	"slices"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/kombosync/kombosync/kombo"
+)
+
+func (s *syncer) receiveEvent(ctx workflow.Context, c workflow.ReceiveChannel) {
+	var ev KomboEvent
+	c.Receive(ctx, &ev)
+	s.eventsThisRun++
+	if ev.ID != "" {
+		if slices.Contains(s.st.RecentIDs, ev.ID) {
+			return // a duplicate delivery
+		}
+		s.st.RecentIDs = append(s.st.RecentIDs, ev.ID)
+		if len(s.st.RecentIDs) > recentEvents {
+			s.st.RecentIDs = s.st.RecentIDs[len(s.st.RecentIDs)-recentEvents:]
+		}
+	}
+	if s.st.Deleted {
+		s.logger.Info("event for a deleted integration ignored", "type", ev.Type, "event_id", ev.ID)
+		return
+	}
+	if s.st.Tool == "" {
+		s.st.Tool = ev.Tool
+	}
+	if s.st.Category == "" && ev.Category != "" {
+		s.st.Category = ev.Category
+		s.backfill(ctx) // now the endpoints are known
+	}
+	triggers := s.settings.Triggers
+	switch ev.Type {
+	case kombo.EventDataChanged:
+		if !slices.Contains(triggers, kombo.EventDataChanged) {
+			return
+		}
+		for _, m := range ev.ChangedModels {
+			eps, known := kombo.DirtiedEndpoints(m, s.configured())
+			if !known && !s.unknownModels[m] {
+				s.unknownModels[m] = true
+				s.logger.Warn("unknown model in data-changed; fetching every endpoint of its category", "model", m)
+			}
+			s.markDirty(ctx, eps, false)
+		}
+	case kombo.EventSyncFinished:
+		now := workflow.Now(ctx)
+		s.st.LastSyncState, s.st.LastSyncStateAt = ev.SyncState, &now
+		switch ev.SyncState {
+		case kombo.SyncSucceeded, kombo.SyncPartiallyFailed:
+			if s.st.FirstSyncPending {
+				s.st.RetryAt = nil // the first-sync wait ends now
+			}
+			s.st.FirstSyncFinished, s.st.FirstSyncPending, s.st.AuthFailed = true, false, false
+			if slices.Contains(triggers, kombo.EventSyncFinished) {
+				s.markDirty(ctx, s.configured(), false)
+			}
+		case kombo.SyncAuthenticationFailed:
+			s.st.AuthFailed = true
+		default: // CANCELLED, FAILED, TIMED_OUT and states Kombo adds later: recorded only
+			s.logger.Info("sync-finished recorded", "sync_state", ev.SyncState)
+		}
+	case kombo.EventRemoteEventReceived:
+		if slices.Contains(triggers, kombo.EventRemoteEventReceived) {
+			s.markDirty(ctx, s.configured(), false)
+		}
+	case kombo.EventIntegrationStateChanged:
+		s.st.KomboState = ev.IntegrationState
+		switch ev.IntegrationState {
+		case kombo.IntegrationActive:
+			s.st.KomboInactive, s.st.AuthFailed = false, false
+		case kombo.IntegrationInvalid, kombo.IntegrationInactive:
+			s.st.KomboInactive = true
+		}
+	case kombo.EventIntegrationCreated:
+		// Tool and category are recorded above; backfill follows from the missing watermarks.
+	case kombo.EventIntegrationDeleted:
+		s.markDeleted(workflow.Now(ctx))
+		s.logger.Info("integration deleted; purging its rows after the retention period", "purge_at", *s.st.PurgeAt)
+	default:
+		s.logger.Info("event recorded, nothing to do", "type", ev.Type, "event_id", ev.ID)
+	}
+}
+
+func (s *syncer) receiveSyncNow(ctx workflow.Context, c workflow.ReceiveChannel) {
+	var req SyncNowRequest
+	c.Receive(ctx, &req)
+	eps := s.configured()
+	if len(req.Endpoints) > 0 {
+		eps = nil
+		for _, name := range req.Endpoints {
+			if e, ok := kombo.LookupEndpoint(name); ok && slices.Contains(s.configured(), e) {
+				eps = append(eps, e)
+			} else {
+				s.logger.Warn("sync-now: endpoint not configured for this integration", "endpoint", name)
+			}
+		}
+	}
+	if s.st.Deleted {
+		s.logger.Info("sync-now ignored: the integration is deleted")
+		return
+	}
+	s.st.RetryAt, s.st.AuthFailed = nil, false
+	s.markDirty(ctx, eps, true)
+	s.logger.Info("sync-now", "endpoints", len(eps), "reason", req.Reason)
+}
+
+func (s *syncer) receivePause(ctx workflow.Context, c workflow.ReceiveChannel) {
+	var req PauseRequest
+	c.Receive(ctx, &req)
+	s.st.OperatorPaused, s.st.PauseReason = true, firstNonEmpty(req.Reason, "paused by an operator")
+	s.logger.Info("paused", "reason", s.st.PauseReason)
+}
+
+func (s *syncer) receiveResume(ctx workflow.Context, c workflow.ReceiveChannel) {
+	var req ResumeRequest
+	c.Receive(ctx, &req)
+	s.st.OperatorPaused, s.st.PauseReason = false, ""
+	s.st.KomboInactive, s.st.AuthFailed, s.st.RetryAt = false, false, nil
+	s.logger.Info("resumed", "reason", req.Reason)
+}
+
+func (s *syncer) receiveReconcile(ctx workflow.Context, c workflow.ReceiveChannel) {
+	var req ReconcileRequest
+	c.Receive(ctx, &req)
+	if s.st.Deleted {
+		s.logger.Info("reconcile ignored: the integration is deleted")
+		return
+	}
+	s.st.ReconcileWanted = true
+	s.st.ConfirmSweep = s.st.ConfirmSweep || req.ConfirmSweep
+	s.logger.Info("reconcile requested", "confirm_sweep", req.ConfirmSweep, "reason", req.Reason)
+}

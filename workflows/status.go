@@ -1,0 +1,108 @@
+package workflows
+
+import (
+	"maps"
+	"slices"
+	"time"
+)
+
+// Sync states (the KomboSyncState search attribute, ARCHITECTURE.md section 3).
+const (
+	StateWaitingFirstSync = "waiting_first_sync"
+	StateIdle             = "idle"
+	StateDebouncing       = "debouncing"
+	StateSyncing          = "syncing"
+	StateReconciling      = "reconciling"
+	StateAuthFailed       = "auth_failed"
+	StatePaused           = "paused"
+	StateDeleted          = "deleted"
+)
+
+// RunSummary is the last pass of one endpoint.
+type RunSummary struct {
+	RunID      string
+	Kind       string
+	Outcome    string
+	StartedAt  time.Time
+	FinishedAt time.Time
+	Pages      int
+	Fetched    int
+	Inserted   int
+	Updated    int
+	Unchanged  int
+	Deleted    int
+	Restored   int
+	Swept      int // full pass: rows marked deleted because Kombo no longer returned them
+}
+
+// Status is the answer of the status query.
+type Status struct {
+	IntegrationID string
+	Tool          string
+	Category      string
+	State         string
+	// KomboState is the integration's state at Kombo (ACTIVE, INVALID, INACTIVE).
+	KomboState        string
+	LastSyncState     string // of Kombo's last sync-finished
+	FirstSyncFinished bool
+	PauseReason       string
+	Pending           []string // endpoints waiting for a fetch
+	InFlight          []string // endpoints being fetched
+	Unavailable       []string // endpoints the integration does not offer
+	Watermarks        map[string]time.Time
+	LastRuns          map[string]RunSummary
+	LastSyncAt        *time.Time
+	LastError         string
+	LastErrorAt       *time.Time
+	NextWakeAt        *time.Time
+	NextWake          string // what the next wake-up is for
+	EventsThisRun     int
+	RoundsThisRun     int
+	LastFullSyncAt    *time.Time
+	// Attention says why an operator is needed (a refused sweep).
+	Attention string
+	PurgeAt   *time.Time // a deleted integration's rows go then
+}
+
+// state is the KomboSyncState the workflow is in.
+func (s *syncer) state() string {
+	switch {
+	case s.st.Deleted:
+		return StateDeleted
+	case s.st.OperatorPaused || s.st.KomboInactive:
+		return StatePaused
+	case s.st.AuthFailed:
+		return StateAuthFailed
+	case s.st.FirstSyncPending:
+		return StateWaitingFirstSync
+	case s.child != nil:
+		return StateReconciling
+	case len(s.inflight) > 0:
+		return StateSyncing
+	case len(s.st.Pending) > 0 && s.st.RetryAt == nil:
+		return StateDebouncing
+	}
+	return StateIdle
+}
+
+// status answers the status query.
+func (s *syncer) status() Status {
+	st := Status{
+		IntegrationID: s.id, Tool: s.st.Tool, Category: s.st.Category, State: s.state(),
+		KomboState: s.st.KomboState, LastSyncState: s.st.LastSyncState, FirstSyncFinished: s.st.FirstSyncFinished,
+		PauseReason: s.st.PauseReason, Pending: slices.Clone(s.st.Pending), Unavailable: slices.Clone(s.st.Unavailable),
+		Watermarks: maps.Clone(s.watermarks), LastRuns: maps.Clone(s.st.LastRuns), LastSyncAt: s.st.LastSyncAt,
+		LastError: s.st.LastError, LastErrorAt: s.st.LastErrorAt, EventsThisRun: s.eventsThisRun, RoundsThisRun: s.rounds,
+		LastFullSyncAt: s.st.LastFullSyncAt, Attention: s.st.Attention, PurgeAt: s.st.PurgeAt,
+	}
+	for _, c := range s.inflight {
+		st.InFlight = append(st.InFlight, c.endpoint)
+	}
+	if s.child != nil {
+		st.InFlight = append(st.InFlight, "full pass "+s.child.id)
+	}
+	if at, why := s.nextWake(); !at.IsZero() {
+		st.NextWakeAt, st.NextWake = &at, why
+	}
+	return st
+}
