@@ -5,7 +5,7 @@ SHELL := /bin/bash
 TEMPORAL_CLI_VERSION := v1.5.1
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: help build dev dev-stop dev-status dev-reset test check fuzz ui-screenshots bench
+.PHONY: help build dev dev-stop dev-status dev-reset test test-short check fuzz ui-screenshots bench
 
 help: ## list the targets
 	@grep -hE '^[a-z/.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -36,14 +36,19 @@ check: ## static checks: gofmt, go vet, workflowcheck on workflows/
 	go vet -tags bench ./bench
 	go tool workflowcheck ./workflows/...
 
-test: bin/temporal check ## every test: static checks, unit, Postgres, Temporal dev server, end-to-end, a short fuzzing run
+test: bin/temporal check ## every test: static checks, unit, Postgres, Temporal dev server, end-to-end, the committed fuzz corpora
 	go test $(GO_TEST_FLAGS) ./...
-	@$(MAKE) --no-print-directory fuzz
+
+test-short: bin/temporal ## the fast inner loop: every test but the end-to-end ones (go test -short)
+	go test -short -count=1 ./...
 
 FUZZTIME ?= 10s
 FUZZ_TARGETS := ./kombo:FuzzParseEvent ./kombo:FuzzVerify ./store:FuzzInboxStoresEveryAcceptedEvent
 
-fuzz: ## mutate the fuzz corpora for FUZZTIME each (10s); a failing input lands in testdata/fuzz
+# Exploratory fuzzing with random inputs is not part of make test: a test gate gives the same
+# answer for the same code. Run it before stopping work and commit what it finds to the corpus,
+# which every go test replays.
+fuzz: ## mutate the fuzz corpora for FUZZTIME each (10s); a failing input lands in testdata/fuzz, to be committed
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t#*:} for $(FUZZTIME)"; \
 		go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*}; \

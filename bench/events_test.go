@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kombosync/kombosync/internal/teststack"
 	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/komboemu"
 	"github.com/kombosync/kombosync/workflows"
@@ -30,7 +31,7 @@ const (
 // 5. The gateway's throughput and latency at 32 concurrent senders, against a bare client's
 // SignalWithStartWorkflow on the same dev server. No worker polls: only the front door is measured.
 func benchGateway(t *testing.T) {
-	s := newStack(t, stackOptions{name: "gateway"})
+	s := newStack(t, stackOptions{})
 	ctx := t.Context()
 
 	cpu0 := machineCPU()
@@ -38,17 +39,17 @@ func benchGateway(t *testing.T) {
 		id := fmt.Sprintf("personio:raw-%d", i%gatewayTargets)
 		ev := workflows.KomboEvent{ID: fmt.Sprintf("raw-%d", i), Type: kombo.EventDataChanged, IntegrationID: id,
 			Tool: "personio", Category: "HRIS", ReceivedAt: time.Now(), ChangedModels: []string{"hris_employees"}}
-		return workflows.SignalWithStart(ctx, s.tc, s.taskQueue+"-raw", id, "personio", "HRIS", workflows.SignalKomboEvent, ev)
+		return workflows.SignalWithStart(ctx, s.Temporal, s.TaskQueue+"-raw", id, "personio", "HRIS", workflows.SignalKomboEvent, ev)
 	})
 	rawBusy := machineCPU().busyShareSince(cpu0)
 	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
-	cpu1, gwCPU0 := machineCPU(), s.gateway.cpuSeconds()
+	cpu1, gwCPU0 := machineCPU(), s.Gateway.CPUSeconds()
 	gw := concurrently(gatewayRequests, func(i int) error {
 		body, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("gw-%d", i), "type": kombo.EventDataChanged, "data": map[string]any{
 			"integration_id": fmt.Sprintf("personio:gw-%d", i%gatewayTargets), "integration_tool": "personio", "integration_category": "HRIS",
 			"changed_models": []map[string]string{{"name": "hris_employees"}}}})
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.gatewayURL+"/webhooks/kombo", bytes.NewReader(body))
-		req.Header.Set(kombo.SignatureHeader, kombo.Sign(benchSecret, body))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.GatewayURL+"/webhooks/kombo", bytes.NewReader(body))
+		req.Header.Set(kombo.SignatureHeader, kombo.Sign(teststack.WebhookSecret, body))
 		resp, err := httpc.Do(req)
 		if err != nil {
 			return err
@@ -60,9 +61,9 @@ func benchGateway(t *testing.T) {
 		}
 		return nil
 	})
-	gwBusy, gwCPU := machineCPU().busyShareSince(cpu1), s.gateway.cpuSeconds()-gwCPU0
+	gwBusy, gwCPU := machineCPU().busyShareSince(cpu1), s.Gateway.CPUSeconds()-gwCPU0
 	var stored int
-	must(t, s.pool.QueryRow(ctx, `select count(*) from kombo.webhook_events where signaled_at is not null`).Scan(&stored))
+	must(t, s.Pool.QueryRow(ctx, `select count(*) from kombo.webhook_events where signaled_at is not null`).Scan(&stored))
 	if stored != gatewayRequests {
 		t.Fatalf("%d of %d webhooks stored and signaled", stored, gatewayRequests)
 	}
@@ -141,14 +142,14 @@ const (
 // 6. Freshness: from the data-changed webhook reaching the gateway to the changed rows committed,
 // with the default quiet window.
 func benchFreshness(t *testing.T) {
-	s := newStack(t, stackOptions{name: "freshness", worker: true})
+	s := newStack(t, stackOptions{worker: true})
 	ctx := t.Context()
 	ids := make([]string, freshIntegrations)
 	for k := range ids {
 		ids[k] = fmt.Sprintf("personio:fresh-%d", k)
-		must(t, s.emu.CreateIntegration(komboemu.IntegrationSpec{ID: ids[k], Category: kombo.CategoryHRIS, Records: 50, Seed: uint64(k), Notify: true}))
+		must(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: ids[k], Category: kombo.CategoryHRIS, Records: 50, Seed: uint64(k), Notify: true}))
 	}
-	waitFor(t, 3*time.Minute, "every integration backfilled and idle", func() bool { return s.allIdle(ctx, ids) })
+	teststack.Eventually(t, 3*time.Minute, func() string { return s.notIdle(t, ids) })
 
 	var mu sync.Mutex
 	var fresh []time.Duration
@@ -189,15 +190,16 @@ func benchFreshness(t *testing.T) {
 
 func sec(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 
-// allIdle: every integration's workflow is idle with its first sync done and its endpoints synced.
-func (s *stack) allIdle(ctx context.Context, ids []string) bool {
+// notIdle names an integration whose workflow is not yet idle with its first sync done and its
+// endpoints synced; "" when every one is.
+func (s *stack) notIdle(t *testing.T, ids []string) string {
 	for _, id := range ids {
-		st, err := s.status(ctx, id)
+		st, err := s.Status(t, id)
 		if err != nil || st.State != workflows.StateIdle || len(st.Watermarks) == 0 || len(st.Pending) > 0 {
-			return false
+			return id + " not backfilled and idle yet"
 		}
 	}
-	return true
+	return ""
 }
 
 var employees3 = []komboemu.Mutation{{Endpoint: employees, Op: komboemu.OpUpdate}, {Endpoint: employees, Op: komboemu.OpUpdate},
@@ -207,10 +209,10 @@ var employees3 = []komboemu.Mutation{{Endpoint: employees, Op: komboemu.OpUpdate
 // commit of their change rows.
 func (s *stack) oneChange(ctx context.Context, id string) (time.Duration, error) {
 	var mutatedAt time.Time
-	if err := s.pool.QueryRow(ctx, `select now()`).Scan(&mutatedAt); err != nil {
+	if err := s.Pool.QueryRow(ctx, `select now()`).Scan(&mutatedAt); err != nil {
 		return 0, err
 	}
-	changes, err := s.emu.Mutate(id, employees3...)
+	changes, err := s.Emu.Mutate(id, employees3...)
 	if err != nil {
 		return 0, err
 	}
@@ -222,7 +224,7 @@ func (s *stack) oneChange(ctx context.Context, id string) (time.Duration, error)
 	for time.Now().Before(deadline) {
 		var landed int
 		var received, committed *time.Time
-		err := s.pool.QueryRow(ctx, `
+		err := s.Pool.QueryRow(ctx, `
 			select (select count(distinct record_id) from kombo.changes where integration_id = $1 and record_id = any($2) and recorded_at >= $3),
 				(select max(recorded_at) from kombo.changes where integration_id = $1 and record_id = any($2) and recorded_at >= $3),
 				(select min(received_at) from kombo.webhook_events where integration_id = $1 and type = 'data-changed' and received_at >= $3)`,

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/kombosync/kombosync/activities"
+	"github.com/kombosync/kombosync/internal/testenv"
 	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/komboemu"
 	"github.com/kombosync/kombosync/store"
@@ -43,7 +44,7 @@ type ingest struct {
 	suite testsuite.WorkflowTestSuite
 }
 
-func newIngest(t *testing.T, db string, records int) *ingest {
+func newIngest(t *testing.T, records int) *ingest {
 	t.Helper()
 	emu := komboemu.New(komboemu.Options{APIKey: "key", Seed: 1})
 	srv := httptest.NewServer(emu.Handler())
@@ -51,11 +52,11 @@ func newIngest(t *testing.T, db string, records int) *ingest {
 	must(t, emu.CreateIntegration(komboemu.IntegrationSpec{ID: integrationID, Category: kombo.CategoryHRIS, Records: records, Seed: 11}))
 	kc, err := kombo.New(kombo.Options{BaseURL: srv.URL + "/v1", APIKey: "key", Timeout: time.Minute})
 	must(t, err)
-	pool, err := pgxpool.New(t.Context(), database(t, db))
+	pool, err := pgxpool.New(t.Context(), testenv.Database(t))
 	must(t, err)
 	t.Cleanup(pool.Close)
 	in := &ingest{emu: emu, kc: kc, pool: pool, acts: &activities.Activities{Kombo: kc, Store: store.New(pool)}}
-	in.suite.SetLogger(quiet())
+	in.suite.SetLogger(testenv.QuietLogger())
 	return in
 }
 
@@ -83,7 +84,7 @@ func (in *ingest) allPages(ctx context.Context) iter.Seq2[*kombo.Page, error] {
 
 func benchIngest(t *testing.T) {
 	ctx := t.Context()
-	in := newIngest(t, "ingest", ingestRecords)
+	in := newIngest(t, ingestRecords)
 
 	// 1. All 100,000 employees into an empty table, and the machine's limit: COPY of the same
 	// rows, right after, into the same database. Three such pairs; the median pair is reported.
@@ -95,7 +96,7 @@ func benchIngest(t *testing.T) {
 	for k := range ingestPairs {
 		p := in
 		if k > 0 {
-			p = newIngest(t, fmt.Sprintf("ingest_%d", k), ingestRecords)
+			p = newIngest(t, ingestRecords)
 		}
 		res, took := p.pass(t, "backfill-1", store.KindDelta)
 		if res.Counts.Fetched != ingestRecords {
@@ -115,7 +116,7 @@ func benchIngest(t *testing.T) {
 	for _, p := range pairs {
 		spread = append(spread, fmt.Sprintf("%.0f%%", 100*p.rate/p.copyRate))
 	}
-	weekly := newIngest(t, "ingest_full", ingestRecords)
+	weekly := newIngest(t, ingestRecords)
 	wres, wtook := weekly.pass(t, "full-1", store.KindFull)
 	wrate := float64(wres.Counts.Fetched) / wtook.Seconds()
 	f1 := figure{N: 1, Title: "Full-pass ingest of 100,000 employees vs COPY",
@@ -174,7 +175,7 @@ func benchIngest(t *testing.T) {
 			"`kombo.full_pass_seen`, which its sweep deletes."})
 
 	// 4. 200 ms per page: fetching overlaps writing.
-	slow := newIngest(t, "latency", latencyRecords)
+	slow := newIngest(t, latencyRecords)
 	slow.emu.SetFaults(komboemu.Faults{Latency: pageLatency})
 	sres, stook := slow.pass(t, "slow-1", store.KindDelta)
 	bound := time.Duration(sres.Counts.Pages) * pageLatency

@@ -4,13 +4,11 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"os"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/kombosync/kombosync/internal/teststack"
 	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/komboemu"
 	"github.com/kombosync/kombosync/workflows"
@@ -43,18 +42,20 @@ func scaleSettings() (integrations int, duration time.Duration) {
 // history grows per round and how many rounds a run holds before it continues as new.
 func benchScale(t *testing.T) {
 	n, duration := scaleSettings()
-	s := newStack(t, stackOptions{name: "scale", worker: true, workerEnv: []string{"KOMBO_ENDPOINTS=hris/employees"}})
+	s := newStack(t, stackOptions{worker: true, workerEnv: []string{"KOMBO_ENDPOINTS=hris/employees"}})
 	ctx := t.Context()
 	ids := make([]string, n)
 	for k := range ids {
 		ids[k] = fmt.Sprintf("personio:scale-%04d", k)
-		must(t, s.emu.CreateIntegration(komboemu.IntegrationSpec{ID: ids[k], Category: kombo.CategoryHRIS, Records: 5, Seed: uint64(k), Notify: true}))
+		must(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: ids[k], Category: kombo.CategoryHRIS, Records: 5, Seed: uint64(k), Notify: true}))
 	}
 	setupStart := time.Now()
-	waitFor(t, 10*time.Minute, "every integration backfilled", func() bool {
-		var synced int
-		must(t, s.pool.QueryRow(ctx, `select count(*) from kombo.watermarks where endpoint = 'hris/employees' and updated_after is not null`).Scan(&synced))
-		return synced == n
+	teststack.Eventually(t, 10*time.Minute, func() string {
+		synced := s.Count(t, `select count(*) from kombo.watermarks where endpoint = 'hris/employees' and updated_after is not null`)
+		if synced == n {
+			return ""
+		}
+		return fmt.Sprintf("%d of %d integrations backfilled", synced, n)
 	})
 	s.waitIdle(t, 2*time.Minute)
 	setup := time.Since(setupStart)
@@ -77,25 +78,25 @@ func benchScale(t *testing.T) {
 	for time.Since(loadStart) < duration {
 		select {
 		case <-tick.C:
-			_, err := s.emu.Mutate(ids[sent%n], komboemu.Mutation{Endpoint: employees, Op: komboemu.OpUpdate})
+			_, err := s.Emu.Mutate(ids[sent%n], komboemu.Mutation{Endpoint: employees, Op: komboemu.OpUpdate})
 			must(t, err)
 			sent++
 		case <-sampleTick.C:
 			var unsignaled int
-			must(t, s.pool.QueryRow(ctx, `select count(*) from kombo.webhook_events where signaled_at is null`).Scan(&unsignaled))
-			points = append(points, point{at: time.Since(loadStart), busy: s.busy(ctx), rss: s.worker.rssMiB(), unsignaled: unsignaled})
+			must(t, s.Pool.QueryRow(ctx, `select count(*) from kombo.webhook_events where signaled_at is null`).Scan(&unsignaled))
+			points = append(points, point{at: time.Since(loadStart), busy: s.busy(ctx), rss: s.Worker.RSSMiB(), unsignaled: unsignaled})
 		}
 	}
 	tick.Stop()
 	sampleTick.Stop()
 	loadTook := time.Since(loadStart)
 	drainStart := time.Now()
-	must(t, s.emu.WaitWebhooks(ctx))
+	must(t, s.Emu.WaitWebhooks(ctx))
 	s.waitIdle(t, 5*time.Minute)
 	drain := time.Since(drainStart)
-	wrong := s.wrongIntegrations(ctx, t, ids)
+	wrong := s.wrongIntegrations(t, ids)
 	after := s.historyAndRounds(ctx, t, sample)
-	lag := histogramQuantile(t, s.metricsURL+"/metrics", "kombosync_sync_lag_seconds")
+	lag := histogramQuantile(t, s.MetricsURL+"/metrics", "kombosync_sync_lag_seconds")
 	lagP50, lagP95 := lag(0.5), lag(0.95)
 
 	var busyFirst, busySecond, maxBusy int
@@ -139,7 +140,7 @@ func benchScale(t *testing.T) {
 // busy counts the stack's integration workflows debouncing or syncing (other parts' workflows,
 // whose workers are gone, are left out).
 func (s *stack) busy(ctx context.Context) int {
-	res, err := s.tc.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: s.busyQuery()})
+	res, err := s.Temporal.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: s.busyQuery()})
 	if err != nil {
 		return -1
 	}
@@ -148,7 +149,7 @@ func (s *stack) busy(ctx context.Context) int {
 
 func (s *stack) busyQuery() string {
 	return fmt.Sprintf(`WorkflowType = %q AND TaskQueue = %q AND ExecutionStatus = "Running" AND KomboSyncState IN ("debouncing", "syncing")`,
-		workflows.IntegrationSyncType, s.taskQueue)
+		workflows.IntegrationSyncType, s.TaskQueue)
 }
 
 // waitIdle waits until no integration workflow is busy, and says which are when it gives up.
@@ -157,10 +158,10 @@ func (s *stack) waitIdle(t *testing.T, within time.Duration) {
 	deadline := time.Now().Add(within)
 	for s.busy(t.Context()) != 0 {
 		if time.Now().After(deadline) {
-			it, err := s.tc.ListWorkflow(t.Context(), &workflowservice.ListWorkflowExecutionsRequest{PageSize: 5, Query: s.busyQuery()})
+			it, err := s.Temporal.ListWorkflow(t.Context(), &workflowservice.ListWorkflowExecutionsRequest{PageSize: 5, Query: s.busyQuery()})
 			if err == nil {
 				for _, e := range it.Executions {
-					st, err := s.status(t.Context(), strings.TrimPrefix(e.Execution.WorkflowId, "kombo-integration:"))
+					st, err := s.Status(t, strings.TrimPrefix(e.Execution.WorkflowId, "kombo-integration:"))
 					t.Logf("busy: %s %+v %v", e.Execution.WorkflowId, st, err)
 				}
 			}
@@ -177,9 +178,9 @@ func (s *stack) historyAndRounds(ctx context.Context, t *testing.T, ids []string
 	t.Helper()
 	var g growth
 	for _, id := range ids {
-		d, err := s.tc.DescribeWorkflowExecution(ctx, workflows.IntegrationWorkflowID(id), "")
+		d, err := s.Temporal.DescribeWorkflowExecution(ctx, workflows.IntegrationWorkflowID(id), "")
 		must(t, err)
-		st, err := s.status(ctx, id)
+		st, err := s.Status(t, id)
 		must(t, err)
 		g.events += int(d.WorkflowExecutionInfo.HistoryLength)
 		g.rounds += st.RoundsThisRun
@@ -188,34 +189,11 @@ func (s *stack) historyAndRounds(ctx context.Context, t *testing.T, ids []string
 }
 
 // wrongIntegrations counts the integrations whose stored employees differ from the emulator's.
-func (s *stack) wrongIntegrations(ctx context.Context, t *testing.T, ids []string) int {
+func (s *stack) wrongIntegrations(t *testing.T, ids []string) int {
 	t.Helper()
-	stored := map[string]map[string]any{}
-	rows, err := s.pool.Query(ctx, `select integration_id, id, data from kombo.records where endpoint = 'hris/employees'`)
-	must(t, err)
-	for rows.Next() {
-		var iid, id string
-		var data []byte
-		must(t, rows.Scan(&iid, &id, &data))
-		var v any
-		must(t, json.Unmarshal(data, &v))
-		if stored[iid] == nil {
-			stored[iid] = map[string]any{}
-		}
-		stored[iid][id] = v
-	}
-	must(t, rows.Err())
 	wrong := 0
 	for _, id := range ids {
-		truth, err := s.emu.Truth(id, employees)
-		must(t, err)
-		ok := len(truth) == len(stored[id])
-		for _, r := range truth {
-			var v any
-			must(t, json.Unmarshal(r.Data, &v))
-			ok = ok && reflect.DeepEqual(v, stored[id][r.ID])
-		}
-		if !ok {
+		if s.Diff(t, id, employees) != "" {
 			wrong++
 		}
 	}
@@ -271,29 +249,34 @@ func histogramQuantile(t *testing.T, url, name string) func(q float64) time.Dura
 func benchHistory(t *testing.T, s *stack, id string) {
 	ctx := t.Context()
 	wfID := workflows.IntegrationWorkflowID(id)
-	d, err := s.tc.DescribeWorkflowExecution(ctx, wfID, "")
+	d, err := s.Temporal.DescribeWorkflowExecution(ctx, wfID, "")
 	must(t, err)
 	firstRun := d.WorkflowExecutionInfo.Execution.RunId
-	st, err := s.status(ctx, id)
+	st, err := s.Status(t, id)
 	must(t, err)
 	startRounds, startEvents := st.RoundsThisRun, int(d.WorkflowExecutionInfo.HistoryLength)
 	var rounds, events int
 	for k := 0; k < 300; k++ {
-		must(t, workflows.SignalWithStart(ctx, s.tc, s.taskQueue, id, "", "", workflows.SignalSyncNow, workflows.SyncNowRequest{Reason: "bench"}))
+		must(t, workflows.SignalWithStart(ctx, s.Temporal, s.TaskQueue, id, "", "", workflows.SignalSyncNow, workflows.SyncNowRequest{Reason: "bench"}))
 		var now workflows.Status
 		var nowRun string
-		waitFor(t, time.Minute, "a round", func() bool {
-			d, err := s.tc.DescribeWorkflowExecution(ctx, wfID, "")
+		teststack.Eventually(t, time.Minute, func() string {
+			d, err := s.Temporal.DescribeWorkflowExecution(ctx, wfID, "")
 			if err != nil {
-				return false
+				return err.Error()
 			}
 			nowRun = d.WorkflowExecutionInfo.Execution.RunId
-			now, err = s.status(ctx, id)
-			return err == nil && (nowRun != firstRun || (now.RoundsThisRun > st.RoundsThisRun && now.State == workflows.StateIdle))
+			if now, err = s.Status(t, id); err != nil {
+				return err.Error()
+			}
+			if nowRun != firstRun || (now.RoundsThisRun > st.RoundsThisRun && now.State == workflows.StateIdle) {
+				return ""
+			}
+			return "no round finished yet"
 		})
 		if nowRun != firstRun {
 			// The previous run closed: its whole history and rounds.
-			prev, err := s.tc.DescribeWorkflowExecution(ctx, wfID, firstRun)
+			prev, err := s.Temporal.DescribeWorkflowExecution(ctx, wfID, firstRun)
 			must(t, err)
 			events = int(prev.WorkflowExecutionInfo.HistoryLength)
 			rounds = st.RoundsThisRun + 1

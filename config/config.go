@@ -24,7 +24,7 @@ import (
 	"github.com/kombosync/kombosync/kombo"
 )
 
-// Defaults of ARCHITECTURE.md section 6.
+// Defaults of docs/ARCHITECTURE.md section 6.
 const (
 	DefaultTemporalAddress   = "localhost:7233"
 	DefaultTemporalNamespace = "default"

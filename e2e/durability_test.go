@@ -3,24 +3,21 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/kombosync/kombosync/internal/localstack"
+	"github.com/kombosync/kombosync/internal/testenv"
+	"github.com/kombosync/kombosync/internal/teststack"
 	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/komboemu"
 	"github.com/kombosync/kombosync/migrations"
@@ -52,21 +49,21 @@ func TestNothingIsLostOrAppliedTwiceUnderCrashesAndFaults(t *testing.T) {
 		waves, hrisRecords, atsRecords = 25, 4000, 1500
 	}
 	infra := startCrashableInfra(t)
-	s := newStack(t, stackOptions{DatabaseURL: infra.databaseURL, TemporalAddress: infra.temporalAddress,
-		Webhooks: komboemu.WebhookOptions{Retries: 8}, // Kombo keeps retrying; 8 doublings from 100 ms span ~50 s
-		Env:      envOf("FETCH_HEARTBEAT_TIMEOUT", "2s", "LOG_LEVEL", "info")})
+	s := newStack(t, teststack.Options{DatabaseURL: infra.databaseURL, TemporalAddress: infra.temporalAddress,
+		Webhooks:  komboemu.WebhookOptions{Retries: 8}, // Kombo keeps retrying; 8 doublings from 100 ms span ~50 s
+		WorkerEnv: teststack.Env("FETCH_HEARTBEAT_TIMEOUT", "2s", "LOG_LEVEL", "info")})
 	ids := map[string]kombo.Category{"personio:e2e-durable": kombo.CategoryHRIS, "greenhouse:e2e-durable": kombo.CategoryATS}
 	for id, cat := range ids {
 		n := hrisRecords
 		if cat == kombo.CategoryATS {
 			n = atsRecords
 		}
-		require.NoError(t, s.emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: cat, Records: n, Seed: 21, Notify: true}))
+		require.NoError(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: cat, Records: n, Seed: 21, Notify: true}))
 	}
-	require.NoError(t, s.emu.WaitWebhooks(t.Context())) // integration-created reaches us: nothing else would tell
+	require.NoError(t, s.Emu.WaitWebhooks(t.Context())) // integration-created reaches us: nothing else would tell
 	faults := komboemu.Faults{ErrorRate: 0.03, RateLimitRate: 0.03, RetryAfter: time.Second, DropRate: 0.03,
 		Latency: 15 * time.Millisecond, Webhooks: komboemu.WebhookFaults{LossRate: 0.2, DuplicateRate: 0.3, MaxReorder: 300 * time.Millisecond}}
-	s.emu.SetFaults(faults)
+	s.Emu.SetFaults(faults)
 
 	m := startMonkey(t, s, infra)
 	defer m.halt()
@@ -78,7 +75,7 @@ func TestNothingIsLostOrAppliedTwiceUnderCrashesAndFaults(t *testing.T) {
 
 	// The backfill, with the worker killed under it.
 	for id, cat := range ids {
-		s.waitInSync(t, id, cat, 5*time.Minute)
+		s.WaitInSync(t, id, cat, 5*time.Minute)
 	}
 	snaps := []map[string]truthSnapshot{snapshot(t, s, ids)}
 
@@ -87,16 +84,16 @@ func TestNothingIsLostOrAppliedTwiceUnderCrashesAndFaults(t *testing.T) {
 		if last {
 			lost := faults
 			lost.Webhooks.LossRate = 1
-			s.emu.SetFaults(lost)
+			s.Emu.SetFaults(lost)
 		}
 		mutate := func() {
 			for id := range ids {
-				_, err := s.emu.MutateRandom(id, 15)
+				_, err := s.Emu.MutateRandom(id, 15)
 				require.NoError(t, err)
 			}
 		}
 		if w%3 == 0 {
-			s.emu.ExpireCursors()
+			s.Emu.ExpireCursors()
 		}
 		switch {
 		case w == 2:
@@ -109,26 +106,26 @@ func TestNothingIsLostOrAppliedTwiceUnderCrashesAndFaults(t *testing.T) {
 		for id, cat := range ids {
 			switch {
 			case last:
-				require.NoError(t, s.emu.WaitWebhooks(t.Context()))
-				s.emu.SetFaults(faults)
-				s.starter(t, "integration", "reconcile", id)
+				require.NoError(t, s.Emu.WaitWebhooks(t.Context()))
+				s.Emu.SetFaults(faults)
+				s.Starter(t, "integration", "reconcile", id)
 			case !s.inSyncWithin(t, id, cat, 10*time.Second):
-				s.starter(t, "integration", "sync", id) // its webhook was lost: an operator's sync-now
+				s.Starter(t, "integration", "sync", id) // its webhook was lost: an operator's sync-now
 			}
-			s.waitInSync(t, id, cat, 5*time.Minute)
+			s.WaitInSync(t, id, cat, 5*time.Minute)
 		}
 		snaps = append(snaps, snapshot(t, s, ids))
 	}
 	kills := m.halt()
-	s.emu.SetFaults(komboemu.Faults{})
+	s.Emu.SetFaults(komboemu.Faults{})
 	for id := range ids {
-		s.waitState(t, id, workflows.StateIdle, 2*time.Minute)
+		s.WaitState(t, id, workflows.StateIdle, 2*time.Minute)
 	}
 	t.Logf("%d waves, worker killed %d times, Postgres crashed once, Temporal restarted once", waves, kills)
 	require.GreaterOrEqual(t, kills, 3, "the monkey must have struck during fetches")
 
 	for id := range ids {
-		require.Empty(t, s.firstDiff(t, id, ids[id]), "Postgres equals Kombo's truth")
+		require.Empty(t, s.FirstDiff(t, id, ids[id]), "Postgres equals Kombo's truth")
 		requireChangeFeedMatches(t, s, id, snaps)
 	}
 	s.requireInboxComplete(t)
@@ -141,7 +138,7 @@ type crashableInfra struct {
 	temporalAddress string
 	temporal        *testsuite.DevServer
 	temporalOpts    testsuite.DevServerOptions
-	temporalLog     *syncBuffer
+	temporalLog     *teststack.Tail
 }
 
 func startCrashableInfra(t *testing.T) *crashableInfra {
@@ -163,27 +160,12 @@ func startCrashableInfra(t *testing.T) *crashableInfra {
 	_, err = migrations.Apply(ctx, infra.databaseURL)
 	require.NoError(t, err)
 
-	root, err := localstack.RepoRoot()
-	require.NoError(t, err)
-	cli, err := localstack.TemporalCLI(root)
-	require.NoError(t, err)
 	tPort, err := localstack.FreePort()
 	require.NoError(t, err)
 	infra.temporalAddress = "127.0.0.1:" + strconv.Itoa(tPort)
-	var extra []string
-	for _, sa := range workflows.SearchAttributeDefinitions() {
-		extra = append(extra, "--search-attribute", sa)
-	}
-	infra.temporalLog = new(syncBuffer)
-	infra.temporalOpts = testsuite.DevServerOptions{
-		ExistingPath:  cli,
-		ClientOptions: &client.Options{HostPort: infra.temporalAddress, Logger: log.NewStructuredLogger(slog.New(slog.DiscardHandler))},
-		DBFilename:    filepath.Join(dir, "temporal.db"),
-		LogLevel:      "error",
-		ExtraArgs:     extra,
-		Stdout:        io.Discard,
-		Stderr:        infra.temporalLog,
-	}
+	infra.temporalLog = teststack.NewTail(1 << 20)
+	infra.temporalOpts, err = testenv.DevServerOptions(infra.temporalAddress, filepath.Join(dir, "temporal.db"), infra.temporalLog)
+	require.NoError(t, err)
 	infra.startTemporal(t)
 	t.Cleanup(func() {
 		if infra.temporal != nil {
@@ -235,10 +217,9 @@ func (m *monkey) run() {
 		m.keepWorkerRunning()
 		if time.Now().After(quietUntil) && m.fetchRunning() {
 			time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
-			_ = m.s.worker.cmd.Process.Signal(syscall.SIGKILL)
-			<-m.s.worker.done
+			m.s.Worker.Kill()
 			m.kills++
-			m.s.worker = start(m.t, "worker", m.s.env)
+			m.s.Worker = teststack.Start(m.t, "worker", m.s.WorkerEnv)
 			// Leave the restarted worker time to take the fetch over and commit pages, so that
 			// passes progress between strikes.
 			quietUntil = time.Now().Add(4*time.Second + time.Duration(rng.IntN(4000))*time.Millisecond)
@@ -251,9 +232,9 @@ func (m *monkey) run() {
 // Postgres or Temporal is down).
 func (m *monkey) keepWorkerRunning() {
 	select {
-	case <-m.s.worker.done:
+	case <-m.s.Worker.Done():
 		time.Sleep(300 * time.Millisecond)
-		m.s.worker = start(m.t, "worker", m.s.env)
+		m.s.Worker = teststack.Start(m.t, "worker", m.s.WorkerEnv)
 	default:
 	}
 }
@@ -262,7 +243,7 @@ func (m *monkey) fetchRunning() bool {
 	ctx, cancel := context.WithTimeout(m.t.Context(), time.Second)
 	defer cancel()
 	var running bool
-	err := m.s.pool.QueryRow(ctx, `select exists(select from kombo.fetch_runs where outcome = 'running')`).Scan(&running)
+	err := m.s.Pool.QueryRow(ctx, `select exists(select from kombo.fetch_runs where outcome = 'running')`).Scan(&running)
 	return err == nil && running
 }
 
@@ -274,7 +255,7 @@ func (m *monkey) crashPostgres(during func()) {
 	during()
 	time.Sleep(2 * time.Second)
 	require.NoError(m.t, m.infra.pg.Start(m.t.Context()))
-	m.s.pool.Reset() // the test's own connections died with the server
+	m.s.Pool.Reset() // the test's own connections died with the server
 }
 
 // restartTemporal stops the dev server, runs during, and starts the server again on the same
@@ -315,7 +296,7 @@ func snapshot(t *testing.T, s *stack, ids map[string]kombo.Category) map[string]
 			if ep.Category != cat {
 				continue
 			}
-			truth, err := s.emu.Truth(id, ep)
+			truth, err := s.Emu.Truth(id, ep)
 			require.NoError(t, err)
 			snap[ep.String()] = map[string]komboemu.TruthRecord{}
 			for _, r := range truth {
@@ -337,7 +318,7 @@ func expectedOp(prev, next *komboemu.TruthRecord) string {
 		return "deleted"
 	case prev == nil:
 		return "created"
-	case jsonEqual(prev.Data, next.Data):
+	case teststack.JSONEqual(prev.Data, next.Data):
 		return ""
 	case prev.RemoteDeletedAt != nil && next.RemoteDeletedAt == nil:
 		return "restored"
@@ -368,7 +349,7 @@ func requireChangeFeedMatches(t *testing.T, s *stack, id string, snaps []map[str
 		}
 		prev = snap[id]
 	}
-	rows, err := s.pool.Query(t.Context(), `select endpoint, record_id, op from kombo.changes where integration_id = $1 order by seq`, id)
+	rows, err := s.Pool.Query(t.Context(), `select endpoint, record_id, op from kombo.changes where integration_id = $1 order by seq`, id)
 	require.NoError(t, err)
 	got := map[string][]string{}
 	total := 0
@@ -396,22 +377,22 @@ func requireChangeFeedMatches(t *testing.T, s *stack, id string, snaps []map[str
 // down; at least one did.
 func (s *stack) requireInboxComplete(t *testing.T) {
 	t.Helper()
-	eventually(t, time.Minute, func() string {
-		if n := s.count(t, `select count(*) from kombo.webhook_events where signaled_at is null`); n > 0 {
+	teststack.Eventually(t, time.Minute, func() string {
+		if n := s.Count(t, `select count(*) from kombo.webhook_events where signaled_at is null`); n > 0 {
 			return fmt.Sprintf("%d events never signaled", n)
 		}
 		return ""
 	})
 	acked := 0
-	for _, d := range s.emu.Deliveries() {
+	for _, d := range s.Emu.Deliveries() {
 		if d.Lost || d.Status < 200 || d.Status > 299 {
 			continue
 		}
 		acked++
-		require.Equal(t, 1, s.count(t, `select count(*) from kombo.webhook_events where id = $1`, d.ID), "acknowledged event %s is stored", d.ID)
+		require.Equal(t, 1, s.Count(t, `select count(*) from kombo.webhook_events where id = $1`, d.ID), "acknowledged event %s is stored", d.ID)
 	}
 	require.Positive(t, acked)
-	require.Positive(t, s.count(t, `select count(*) from kombo.webhook_events where signal_attempts > 0 or last_error is not null`),
+	require.Positive(t, s.Count(t, `select count(*) from kombo.webhook_events where signal_attempts > 0 or last_error is not null`),
 		"some events met Temporal down and were signaled later")
 }
 
@@ -419,14 +400,14 @@ func (s *stack) requireInboxComplete(t *testing.T) {
 // failure.
 func (s *stack) logOpenWorkflows(t *testing.T) {
 	ctx := context.Background()
-	resp, err := s.tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		Query: `TaskQueue = "` + s.taskQueue + `" AND ExecutionStatus = "Running"`})
+	resp, err := s.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: `TaskQueue = "` + s.TaskQueue + `" AND ExecutionStatus = "Running"`})
 	if err != nil {
 		t.Logf("list open workflows: %v", err)
 		return
 	}
 	for _, e := range resp.Executions {
-		d, err := s.tc.DescribeWorkflowExecution(ctx, e.Execution.WorkflowId, e.Execution.RunId)
+		d, err := s.Temporal.DescribeWorkflowExecution(ctx, e.Execution.WorkflowId, e.Execution.RunId)
 		if err != nil {
 			t.Logf("describe %s: %v", e.Execution.WorkflowId, err)
 			continue
@@ -444,5 +425,5 @@ func (s *stack) logOpenWorkflows(t *testing.T) {
 // inSyncWithin reports whether the category equals the truth within d.
 func (s *stack) inSyncWithin(t *testing.T, id string, cat kombo.Category, d time.Duration) bool {
 	t.Helper()
-	return poll(t, d, func() string { return s.firstDiff(t, id, cat) }) == ""
+	return teststack.Poll(t, d, func() string { return s.FirstDiff(t, id, cat) }) == ""
 }

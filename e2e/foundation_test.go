@@ -12,18 +12,19 @@ import (
 
 	"github.com/kombosync/kombosync/internal/localstack"
 	"github.com/kombosync/kombosync/internal/testenv"
+	"github.com/kombosync/kombosync/internal/teststack"
 	"github.com/kombosync/kombosync/workflows"
 )
 
 func TestStarterMigrateIsIdempotent(t *testing.T) {
 	t.Parallel()
-	env := envOf("DATABASE_URL", testenv.EmptyDatabase(t))
+	env := teststack.Env("DATABASE_URL", testenv.EmptyDatabase(t))
 
-	code, out := runToEnd(t, "starter", env, "migrate")
+	code, out := teststack.RunToEnd(t, "starter", env, "migrate")
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "schema kombo migrated from version 0 to")
 
-	code, out = runToEnd(t, "starter", env, "migrate")
+	code, out = teststack.RunToEnd(t, "starter", env, "migrate")
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "schema kombo is up to date")
 }
@@ -36,18 +37,18 @@ func TestProgramsRejectBadConfigurationWithExitCode2(t *testing.T) {
 		env     []string
 		want    string
 	}{
-		{"worker", envOf("KOMBO_API_KEY", "k"), "DATABASE_URL is required"},
-		{"worker", envOf("DATABASE_URL", db), "KOMBO_API_KEY is required"},
-		{"webhookgw", envOf("DATABASE_URL", db), "KOMBO_WEBHOOK_SECRET is required"},
+		{"worker", teststack.Env("KOMBO_API_KEY", "k"), "DATABASE_URL is required"},
+		{"worker", teststack.Env("DATABASE_URL", db), "KOMBO_API_KEY is required"},
+		{"webhookgw", teststack.Env("DATABASE_URL", db), "KOMBO_WEBHOOK_SECRET is required"},
 		{"starter", nil, "a subcommand is required"},
-		{"starter", envOf("DATABASE_URL", "postgres://u:topsecret@h/db"), "migrate takes no arguments"},
+		{"starter", teststack.Env("DATABASE_URL", "postgres://u:topsecret@h/db"), "migrate takes no arguments"},
 	}
 	for _, c := range cases {
 		args := []string{}
 		if c.program == "starter" && c.env != nil {
 			args = []string{"migrate", "extra"}
 		}
-		code, out := runToEnd(t, c.program, c.env, args...)
+		code, out := teststack.RunToEnd(t, c.program, c.env, args...)
 		require.Equal(t, 2, code, "%s: %s", c.program, out)
 		require.Contains(t, out, c.want)
 		require.NotContains(t, out, "topsecret")
@@ -56,7 +57,7 @@ func TestProgramsRejectBadConfigurationWithExitCode2(t *testing.T) {
 
 func TestWorkerRefusesAnUnmigratedDatabase(t *testing.T) {
 	t.Parallel()
-	code, out := runToEnd(t, "worker", envOf(
+	code, out := teststack.RunToEnd(t, "worker", teststack.Env(
 		"DATABASE_URL", testenv.EmptyDatabase(t),
 		"KOMBO_API_KEY", "k",
 		"TEMPORAL_ADDRESS", testenv.TemporalAddress(t),
@@ -72,28 +73,28 @@ func TestWorkerAndGatewayBecomeReadyAndStopCleanly(t *testing.T) {
 	require.NoError(t, err)
 	gatewayPort, err := localstack.FreePort()
 	require.NoError(t, err)
-	common := envOf("DATABASE_URL", db, "TEMPORAL_ADDRESS", testenv.TemporalAddress(t), "LOG_LEVEL", "debug")
+	common := teststack.Env("DATABASE_URL", db, "TEMPORAL_ADDRESS", testenv.TemporalAddress(t), "LOG_LEVEL", "debug")
 
-	worker := start(t, "worker", slices.Concat(common, []string{
+	worker := teststack.Start(t, "worker", slices.Concat(common, []string{
 		"KOMBO_API_KEY=secret-api-key-value",
 		"TEMPORAL_TASK_QUEUE=" + testenv.TaskQueue(t),
 		fmt.Sprintf("METRICS_LISTEN_ADDR=127.0.0.1:%d", workerPort)}))
-	gateway := start(t, "webhookgw", slices.Concat(common, []string{
+	gateway := teststack.Start(t, "webhookgw", slices.Concat(common, []string{
 		"KOMBO_WEBHOOK_SECRET=secret-webhook-value",
 		fmt.Sprintf("WEBHOOK_LISTEN_ADDR=127.0.0.1:%d", gatewayPort)}))
 
 	for _, c := range []struct {
-		p    *program
+		p    *teststack.Program
 		port int
 	}{{worker, workerPort}, {gateway, gatewayPort}} {
 		base := fmt.Sprintf("http://127.0.0.1:%d", c.port)
-		waitHTTP(t, c.p, base+"/readyz", http.StatusOK)
-		waitHTTP(t, c.p, base+"/healthz", http.StatusOK)
-		waitHTTP(t, c.p, base+"/metrics", http.StatusOK)
+		teststack.WaitHTTP(t, c.p, base+"/readyz", http.StatusOK)
+		teststack.WaitHTTP(t, c.p, base+"/healthz", http.StatusOK)
+		teststack.WaitHTTP(t, c.p, base+"/metrics", http.StatusOK)
 	}
-	worker.stop(t)
-	gateway.stop(t)
-	for _, out := range []string{worker.output.String(), gateway.output.String()} {
+	worker.Stop(t)
+	gateway.Stop(t)
+	for _, out := range []string{worker.Output(), gateway.Output()} {
 		require.NotContains(t, out, "secret-api-key-value")
 		require.NotContains(t, out, "secret-webhook-value")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kombosync/kombosync/internal/localstack"
 	"github.com/kombosync/kombosync/internal/testenv"
+	"github.com/kombosync/kombosync/internal/teststack"
 	"github.com/kombosync/kombosync/workflows"
 )
 
@@ -27,7 +28,7 @@ const RecordHistoriesEnv = "KOMBOSYNC_RECORD_HISTORIES"
 func (s *stack) recordHistory(t *testing.T, workflowID, runID, name string) {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), name+".json")
-	require.Contains(t, s.starter(t, "history", "export", workflowID, file, "--run-id", runID), "events written to "+file)
+	require.Contains(t, s.Starter(t, "history", "export", workflowID, file, "--run-id", runID), "events written to "+file)
 	r := worker.NewWorkflowReplayer()
 	workflows.Register(r)
 	require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(log.NewStructuredLogger(slog.New(slog.DiscardHandler)), file),
@@ -46,11 +47,11 @@ func (s *stack) recordHistory(t *testing.T, workflowID, runID, name string) {
 // starter history export refuses what it cannot do, clearly.
 func TestHistoryExportRejectsBadArguments(t *testing.T) {
 	t.Parallel()
-	env := envOf("TEMPORAL_ADDRESS", testenv.TemporalAddress(t))
-	code, out := runToEnd(t, "starter", env, "history", "export", "only-one-argument")
+	env := teststack.Env("TEMPORAL_ADDRESS", testenv.TemporalAddress(t))
+	code, out := teststack.RunToEnd(t, "starter", env, "history", "export", "only-one-argument")
 	require.Equal(t, 2, code, out)
 	require.Contains(t, out, "takes a workflow id and a file")
-	code, out = runToEnd(t, "starter", env, "history", "export", "kombo-integration:no-such", filepath.Join(t.TempDir(), "h.json"))
+	code, out = teststack.RunToEnd(t, "starter", env, "history", "export", "kombo-integration:no-such", filepath.Join(t.TempDir(), "h.json"))
 	require.Equal(t, 3, code, out) // not found
 	require.Contains(t, out, "kombo-integration:no-such")
 }

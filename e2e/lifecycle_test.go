@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kombosync/kombosync/internal/teststack"
 	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/komboemu"
 	"github.com/kombosync/kombosync/workflows"
@@ -17,42 +18,42 @@ import (
 // and completes the workflow; a later event does not bring it back.
 func TestDeletedIntegrationIsPurgedAndStaysDeleted(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{Env: envOf("DELETED_RETENTION", "3s")})
+	s := newStack(t, teststack.Options{WorkerEnv: teststack.Env("DELETED_RETENTION", "3s")})
 	const id = "personio:e2e-deleted"
-	require.NoError(t, s.emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 20, Seed: 2, Notify: true}))
-	s.waitInSync(t, id, kombo.CategoryHRIS, time.Minute)
+	require.NoError(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 20, Seed: 2, Notify: true}))
+	s.WaitInSync(t, id, kombo.CategoryHRIS, time.Minute)
 	records := `select count(*) from kombo.records where integration_id = $1`
-	require.Positive(t, s.count(t, records, id))
+	require.Positive(t, s.Count(t, records, id))
 
-	require.NoError(t, s.emu.DeleteIntegration(id))
-	st := s.waitState(t, id, workflows.StateDeleted, time.Minute)
+	require.NoError(t, s.Emu.DeleteIntegration(id))
+	st := s.WaitState(t, id, workflows.StateDeleted, time.Minute)
 	require.NotNil(t, st.PurgeAt)
 	require.Equal(t, "purge after retention", st.NextWake)
 
 	wfID := workflows.IntegrationWorkflowID(id)
-	require.NoError(t, s.tc.GetWorkflow(t.Context(), wfID, "").Get(t.Context(), nil), "the workflow completes after the purge")
-	require.Zero(t, s.count(t, records, id))
-	require.Zero(t, s.count(t, `select count(*) from kombo.changes where integration_id = $1`, id))
-	require.Equal(t, 1, s.count(t, `select count(*) from kombo.integrations where id = $1 and deleted_at is not null and purged_at is not null`, id))
+	require.NoError(t, s.Temporal.GetWorkflow(t.Context(), wfID, "").Get(t.Context(), nil), "the workflow completes after the purge")
+	require.Zero(t, s.Count(t, records, id))
+	require.Zero(t, s.Count(t, `select count(*) from kombo.changes where integration_id = $1`, id))
+	require.Equal(t, 1, s.Count(t, `select count(*) from kombo.integrations where id = $1 and deleted_at is not null and purged_at is not null`, id))
 	s.recordHistory(t, wfID, "", "integration_sync_deleted")
-	first, err := s.tc.DescribeWorkflowExecution(t.Context(), wfID, "")
+	first, err := s.Temporal.DescribeWorkflowExecution(t.Context(), wfID, "")
 	require.NoError(t, err)
 
 	// A late data-changed for it is stored and answered, but starts nothing.
 	body, _ := json.Marshal(map[string]any{"id": "late-event", "type": kombo.EventDataChanged, "data": map[string]any{
 		"integration_id": id, "integration_tool": "personio", "integration_category": "HRIS",
 		"changed_models": []map[string]string{{"name": "hris_employees"}}}})
-	code, answer := s.postWebhook(t, body)
+	code, answer := s.PostWebhook(t, body)
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "ignored", answer["status"])
-	again, err := s.tc.DescribeWorkflowExecution(t.Context(), wfID, "")
+	again, err := s.Temporal.DescribeWorkflowExecution(t.Context(), wfID, "")
 	require.NoError(t, err)
 	require.Equal(t, first.WorkflowExecutionInfo.Execution.RunId, again.WorkflowExecutionInfo.Execution.RunId, "not restarted")
 
 	// Even an operator's signal-with-start only finds it deleted: the new run ends at once.
-	s.starter(t, "integration", "sync", id)
-	eventually(t, time.Minute, func() string {
-		d, err := s.tc.DescribeWorkflowExecution(t.Context(), wfID, "")
+	s.Starter(t, "integration", "sync", id)
+	teststack.Eventually(t, time.Minute, func() string {
+		d, err := s.Temporal.DescribeWorkflowExecution(t.Context(), wfID, "")
 		if err != nil {
 			return err.Error()
 		}
@@ -61,5 +62,5 @@ func TestDeletedIntegrationIsPurgedAndStaysDeleted(t *testing.T) {
 		}
 		return ""
 	})
-	require.Zero(t, s.count(t, records, id), "and fetches nothing")
+	require.Zero(t, s.Count(t, records, id), "and fetches nothing")
 }

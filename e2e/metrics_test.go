@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kombosync/kombosync/internal/localstack"
+	"github.com/kombosync/kombosync/internal/teststack"
 	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/komboemu"
 )
@@ -28,18 +29,18 @@ func TestMetricsAndLogsReportWhatTheStackDid(t *testing.T) {
 	port, err := localstack.FreePort()
 	require.NoError(t, err)
 	workerMetrics := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
-	s := newStack(t, stackOptions{Env: envOf("METRICS_LISTEN_ADDR", fmt.Sprintf("127.0.0.1:%d", port), "LOG_FORMAT", "json")})
+	s := newStack(t, teststack.Options{WorkerEnv: teststack.Env("METRICS_LISTEN_ADDR", fmt.Sprintf("127.0.0.1:%d", port), "LOG_FORMAT", "json")})
 	const id = "personio:e2e-metrics"
 	employees := kombo.Endpoint{Category: kombo.CategoryHRIS, Name: "employees"}
-	require.NoError(t, s.emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 30, Seed: 3, Notify: true}))
-	s.waitInSync(t, id, kombo.CategoryHRIS, time.Minute)
-	_, err = s.emu.Mutate(id, komboemu.Mutation{Endpoint: employees, Op: komboemu.OpUpdate}, komboemu.Mutation{Endpoint: employees, Op: komboemu.OpDelete})
+	require.NoError(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 30, Seed: 3, Notify: true}))
+	s.WaitInSync(t, id, kombo.CategoryHRIS, time.Minute)
+	_, err = s.Emu.Mutate(id, komboemu.Mutation{Endpoint: employees, Op: komboemu.OpUpdate}, komboemu.Mutation{Endpoint: employees, Op: komboemu.OpDelete})
 	require.NoError(t, err)
-	require.NoError(t, s.emu.WaitWebhooks(t.Context()))
-	s.waitInSync(t, id, kombo.CategoryHRIS, 30*time.Second)
+	require.NoError(t, s.Emu.WaitWebhooks(t.Context()))
+	s.WaitInSync(t, id, kombo.CategoryHRIS, 30*time.Second)
 
 	var w metricFamilies
-	eventually(t, 10*time.Second, func() string {
+	teststack.Eventually(t, 10*time.Second, func() string {
 		w = scrape(t, workerMetrics)
 		if w.sum("kombosync_records_total", "endpoint", "hris/employees", "op", "deleted") < 1 {
 			return "the deletion is not counted yet"
@@ -56,17 +57,17 @@ func TestMetricsAndLogsReportWhatTheStackDid(t *testing.T) {
 	require.Positive(t, w.count("temporal_workflow_task_execution_latency"), "the SDK's metrics, through tally")
 	require.Positive(t, w.count("temporal_activity_execution_latency", "activity_type", "FetchEndpoint"))
 
-	g := scrape(t, s.gatewayURL+"/metrics")
+	g := scrape(t, s.GatewayURL+"/metrics")
 	require.GreaterOrEqual(t, g.sum("kombosync_webhooks_total", "type", "data-changed", "outcome", "accepted"), 1.0)
 	require.GreaterOrEqual(t, g.sum("temporal_request", "operation", "SignalWithStartWorkflowExecution"), 1.0)
 
-	for _, url := range []string{workerMetrics, s.gatewayURL + "/metrics"} {
+	for _, url := range []string{workerMetrics, s.GatewayURL + "/metrics"} {
 		require.NotContains(t, get(t, url), "e2e-metrics", "%s: integration ids are not labels", url)
 	}
 
 	// The worker logs one JSON line per pass, with the integration and workflow ids.
 	var pass map[string]any
-	for line := range strings.Lines(s.worker.output.String()) {
+	for line := range strings.Lines(s.Worker.Output()) {
 		var l map[string]any
 		if json.Unmarshal([]byte(line), &l) == nil && l["msg"] == "pass finished" && l["endpoint"] == "hris/employees" {
 			pass = l

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/kombosync/kombosync/internal/teststack"
 	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/komboemu"
 	"github.com/kombosync/kombosync/store"
@@ -56,35 +57,35 @@ type (
 // the worker is down), pause, resume, sync, webhook replay, history export and migrate.
 func TestStarterOperatesTheRunningStack(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{})
+	s := newStack(t, teststack.Options{})
 	const id = "personio:e2e-operator"
 	employees := kombo.Endpoint{Category: kombo.CategoryHRIS, Name: "employees"}
-	require.NoError(t, s.emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 40, Seed: 5, Notify: true}))
-	s.waitInSync(t, id, kombo.CategoryHRIS, time.Minute)
-	s.waitState(t, id, workflows.StateIdle, time.Minute)
+	require.NoError(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 40, Seed: 5, Notify: true}))
+	s.WaitInSync(t, id, kombo.CategoryHRIS, time.Minute)
+	s.WaitState(t, id, workflows.StateIdle, time.Minute)
 
 	// list: text for people, JSON for scripts, a filter by state.
-	out := s.starter(t, "integration", "list")
+	out := s.Starter(t, "integration", "list")
 	require.Regexp(t, `(?m)^INTEGRATION\s+TOOL\s+CATEGORY\s+STATE`, out)
 	require.Regexp(t, `(?m)^personio:e2e-operator\s+personio\s+HRIS\s+idle\s+ACTIVE\s+\d+s ago`, out)
 	var list listJSON
-	s.starterJSON(t, &list, "integration", "list")
+	s.StarterJSON(t, &list, "integration", "list")
 	require.Len(t, list.Integrations, 1)
 	require.Equal(t, id, list.Integrations[0].IntegrationID)
 	require.Equal(t, "idle", list.Integrations[0].State)
 	require.True(t, list.Integrations[0].FirstSyncFinished)
 	require.NotNil(t, list.Integrations[0].LastSyncedAt)
-	s.starterJSON(t, &list, "integration", "list", "--state", "auth_failed")
+	s.StarterJSON(t, &list, "integration", "list", "--state", "auth_failed")
 	require.Empty(t, list.Integrations)
-	require.Contains(t, s.starter(t, "integration", "list", "--state", "auth_failed"), "no integrations")
+	require.Contains(t, s.Starter(t, "integration", "list", "--state", "auth_failed"), "no integrations")
 
 	// status from the workflow: state, watermarks and lag, last runs.
-	out = s.starter(t, "integration", "status", id)
+	out = s.Starter(t, "integration", "status", id)
 	require.Contains(t, out, "the workflow kombo-integration:personio:e2e-operator (live)")
 	require.Regexp(t, `state:\s+idle \(Kombo: ACTIVE, first sync finished\)`, out)
 	require.Regexp(t, `(?m)^\s+hris/employees\s+\d{4}-\d\d-\d\dT\S+\s+\S+\s+(delta|full) succeeded`, out)
 	var st statusJSON
-	s.starterJSON(t, &st, "integration", "status", id)
+	s.StarterJSON(t, &st, "integration", "status", id)
 	require.Equal(t, "workflow", st.Source)
 	require.Equal(t, "idle", st.State)
 	require.True(t, st.FirstSyncFinished)
@@ -92,48 +93,48 @@ func TestStarterOperatesTheRunningStack(t *testing.T) {
 
 	// pause, resume and sync say what they did and the workflow does it.
 	var did doneJSON
-	s.starterJSON(t, &did, "integration", "pause", id, "--reason", "maintenance window")
+	s.StarterJSON(t, &did, "integration", "pause", id, "--reason", "maintenance window")
 	require.Equal(t, doneJSON{Subject: id, Outcome: "paused"}, did)
-	s.waitState(t, id, workflows.StatePaused, 30*time.Second)
-	s.starterJSON(t, &st, "integration", "status", id)
+	s.WaitState(t, id, workflows.StatePaused, 30*time.Second)
+	s.StarterJSON(t, &st, "integration", "status", id)
 	require.Equal(t, "paused", st.State)
 	require.Equal(t, "maintenance window", st.PauseReason)
-	require.Contains(t, s.starter(t, "integration", "list", "--state", "paused"), id)
-	require.Equal(t, id+": resumed\n", s.starter(t, "integration", "resume", id))
-	s.waitState(t, id, workflows.StateIdle, 30*time.Second)
+	require.Contains(t, s.Starter(t, "integration", "list", "--state", "paused"), id)
+	require.Equal(t, id+": resumed\n", s.Starter(t, "integration", "resume", id))
+	s.WaitState(t, id, workflows.StateIdle, 30*time.Second)
 
 	// A change whose webhook was lost lands on sync.
-	s.emu.SetFaults(komboemu.Faults{Webhooks: komboemu.WebhookFaults{LossRate: 1}})
-	_, err := s.emu.Mutate(id, komboemu.Mutation{Endpoint: employees, Op: komboemu.OpUpdate})
+	s.Emu.SetFaults(komboemu.Faults{Webhooks: komboemu.WebhookFaults{LossRate: 1}})
+	_, err := s.Emu.Mutate(id, komboemu.Mutation{Endpoint: employees, Op: komboemu.OpUpdate})
 	require.NoError(t, err)
-	require.NoError(t, s.emu.WaitWebhooks(t.Context()))
-	require.NotEmpty(t, s.diff(t, id, employees), "the lost webhook leaves the table behind")
-	require.Equal(t, id+": sync requested\n", s.starter(t, "integration", "sync", id, "--endpoints", "hris/employees"))
-	s.waitInSync(t, id, kombo.CategoryHRIS, 30*time.Second)
+	require.NoError(t, s.Emu.WaitWebhooks(t.Context()))
+	require.NotEmpty(t, s.Diff(t, id, employees), "the lost webhook leaves the table behind")
+	require.Equal(t, id+": sync requested\n", s.Starter(t, "integration", "sync", id, "--endpoints", "hris/employees"))
+	s.WaitInSync(t, id, kombo.CategoryHRIS, 30*time.Second)
 
 	// webhook replay: an event the inbox holds but the workflow never acted on (stored as handled,
 	// so the relay leaves it alone) is signaled again, and its change lands.
-	_, err = s.emu.Mutate(id, komboemu.Mutation{Endpoint: employees, Op: komboemu.OpUpdate})
+	_, err = s.Emu.Mutate(id, komboemu.Mutation{Endpoint: employees, Op: komboemu.OpUpdate})
 	require.NoError(t, err)
-	require.NoError(t, s.emu.WaitWebhooks(t.Context()))
-	lost := lastDelivery(t, s.emu, kombo.EventDataChanged)
+	require.NoError(t, s.Emu.WaitWebhooks(t.Context()))
+	lost := lastDelivery(t, s.Emu, kombo.EventDataChanged)
 	ev, err := kombo.ParseEvent(lost.Body)
 	require.NoError(t, err)
-	_, err = store.New(s.pool).InsertWebhookEvent(t.Context(), store.InboxEvent{ID: ev.ID, Type: ev.Type, IntegrationID: id,
+	_, err = store.New(s.Pool).InsertWebhookEvent(t.Context(), store.InboxEvent{ID: ev.ID, Type: ev.Type, IntegrationID: id,
 		Payload: lost.Body, ReceivedAt: time.Now()}, false)
 	require.NoError(t, err)
-	require.NotEmpty(t, s.diff(t, id, employees))
+	require.NotEmpty(t, s.Diff(t, id, employees))
 	var replayed struct {
 		EventID    string `json:"event_id"`
 		Signaled   bool   `json:"signaled"`
 		WorkflowID string `json:"workflow_id"`
 	}
-	s.starterJSON(t, &replayed, "webhook", "replay", ev.ID)
+	s.StarterJSON(t, &replayed, "webhook", "replay", ev.ID)
 	require.Equal(t, ev.ID, replayed.EventID)
 	require.True(t, replayed.Signaled)
 	require.Equal(t, workflows.IntegrationWorkflowID(id), replayed.WorkflowID)
-	s.waitInSync(t, id, kombo.CategoryHRIS, 30*time.Second)
-	require.Contains(t, s.starter(t, "webhook", "replay", ev.ID), "signaled to kombo-integration:personio:e2e-operator",
+	s.WaitInSync(t, id, kombo.CategoryHRIS, 30*time.Second)
+	require.Contains(t, s.Starter(t, "webhook", "replay", ev.ID), "signaled to kombo-integration:personio:e2e-operator",
 		"replaying again is safe: the workflow drops the duplicate id")
 
 	// Unknown subjects: exit code 3 and a clear message; wrong invocations: 2.
@@ -150,7 +151,7 @@ func TestStarterOperatesTheRunningStack(t *testing.T) {
 		{[]string{"integration", "frobnicate"}, 2, ""},
 		{[]string{"history", "export", "kombo-integration:personio:nobody", "-"}, 3, "not found"},
 	} {
-		code, stdout, stderr := s.runStarter(t, c.args...)
+		code, stdout, stderr := s.RunStarter(t, c.args...)
 		require.Equal(t, c.code, code, "starter %v: %s%s", c.args, stdout, stderr)
 		require.Contains(t, stderr, c.want, "starter %v", c.args)
 		require.Empty(t, stdout, "starter %v: errors go to stderr", c.args)
@@ -161,7 +162,7 @@ func TestStarterOperatesTheRunningStack(t *testing.T) {
 		WorkflowID string `json:"workflow_id"`
 		Events     int    `json:"events"`
 	}
-	s.starterJSON(t, &exported, "history", "export", workflows.IntegrationWorkflowID(id), t.TempDir()+"/h.json")
+	s.StarterJSON(t, &exported, "history", "export", workflows.IntegrationWorkflowID(id), t.TempDir()+"/h.json")
 	require.Equal(t, workflows.IntegrationWorkflowID(id), exported.WorkflowID)
 	require.Greater(t, exported.Events, 10)
 
@@ -170,17 +171,17 @@ func TestStarterOperatesTheRunningStack(t *testing.T) {
 		From int32 `json:"from_version"`
 		To   int32 `json:"to_version"`
 	}
-	s.starterJSON(t, &m, "migrate")
+	s.StarterJSON(t, &m, "migrate")
 	require.Equal(t, m.From, m.To)
 	require.Positive(t, m.To)
 
 	// With the worker down, status says so and shows what Postgres recorded.
-	s.worker.stop(t)
-	out = s.starter(t, "integration", "status", id, "--query-timeout", "1s")
+	s.Worker.Stop(t)
+	out = s.Starter(t, "integration", "status", id, "--query-timeout", "1s")
 	// The server either waits out the timeout or knows at once that no worker polls.
 	require.Regexp(t, `source:       Postgres \(no worker (answered the status query within 1s|polls the task queue \(is the worker down\?\)); showing what Postgres recorded\)`, out)
 	require.Contains(t, out, "next wake-up: unknown")
-	s.starterJSON(t, &st, "integration", "status", id, "--query-timeout", "1s")
+	s.StarterJSON(t, &st, "integration", "status", id, "--query-timeout", "1s")
 	require.Equal(t, "postgres", st.Source)
 	require.Equal(t, "idle", st.State)
 	require.NotNil(t, st.WebhooksUnsignaled)

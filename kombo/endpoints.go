@@ -41,7 +41,7 @@ func (e Endpoint) String() string { return e.Category.Path() + "/" + e.Name }
 func (e Endpoint) URLPath() string { return "/" + e.String() }
 
 // Relation is the Postgres relation holding the endpoint's records, e.g. "hris_time_off_balances"
-// (schema kombo), per ARCHITECTURE.md section 4.
+// (schema kombo), per docs/ARCHITECTURE.md section 4.
 func (e Endpoint) Relation() string {
 	return e.Category.Path() + "_" + strings.ReplaceAll(e.Name, "-", "_")
 }

@@ -1,6 +1,6 @@
 // Package webhookgw is kombosync's webhook gateway: it receives Kombo's webhooks, verifies their
 // signatures, stores them in the kombo.webhook_events inbox and signals the integration's
-// IntegrationSync workflow (ARCHITECTURE.md section 5). A relay signals events that were stored
+// IntegrationSync workflow (docs/ARCHITECTURE.md section 5). A relay signals events that were stored
 // but could not be signaled, so no verified event is lost while Temporal is down. It also serves
 // /healthz, /readyz and /metrics.
 package webhookgw

@@ -177,7 +177,7 @@ func TestVerifiedEventsNobodyActsOnAreAcceptedAndStored(t *testing.T) {
 	require.Zero(t, n, "and never relayed")
 }
 
-// Every bad input of ARCHITECTURE.md section 5 gets its answer and writes nothing.
+// Every bad input of docs/ARCHITECTURE.md section 5 gets its answer and writes nothing.
 func TestBadInputIsRejectedAndWritesNothing(t *testing.T) {
 	t.Parallel()
 	g := newGateway(t, nil)

@@ -1,5 +1,5 @@
 // Package workflows defines kombosync's Temporal workflows and the names other programs rely on
-// (ARCHITECTURE.md section 3): workflow types and IDs, signals, queries and search attributes.
+// (docs/ARCHITECTURE.md section 3): workflow types and IDs, signals, queries and search attributes.
 // Everything in this package runs inside workflows and must stay deterministic.
 package workflows
 

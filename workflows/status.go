@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Sync states (the KomboSyncState search attribute, ARCHITECTURE.md section 3).
+// Sync states (the KomboSyncState search attribute, docs/ARCHITECTURE.md section 3).
 const (
 	StateWaitingFirstSync = "waiting_first_sync"
 	StateIdle             = "idle"

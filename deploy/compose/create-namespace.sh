@@ -1,5 +1,5 @@
 #!/bin/sh
-# Creates the namespace and registers kombosync's search attributes (ARCHITECTURE.md section 3).
+# Creates the namespace and registers kombosync's search attributes (docs/ARCHITECTURE.md section 3).
 # Safe to run again.
 set -eu
 ns=${DEFAULT_NAMESPACE:-default}

@@ -37,6 +37,9 @@ type Service int
 const (
 	Postgres Service = 1 << iota
 	Temporal
+	// DurablePostgres runs the cluster with the durable defaults (fsync, synchronous commit), as
+	// in production: for benchmarks. Without it the cluster trades durability for speed.
+	DurablePostgres
 )
 
 // env is what Main started for this test binary; it is set once before any test runs.
@@ -57,8 +60,8 @@ func Main(m *testing.M, needs Service) {
 // Run is Main for a TestMain with cleanup of its own: it returns the exit code.
 func Run(m *testing.M, needs Service) int {
 	ctx := context.Background()
-	if needs&Postgres != 0 {
-		stop, err := startPostgres(ctx)
+	if needs&(Postgres|DurablePostgres) != 0 {
+		stop, err := startPostgres(ctx, needs&DurablePostgres == 0)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "testenv: postgres:", err)
 			return 1
@@ -76,7 +79,7 @@ func Run(m *testing.M, needs Service) int {
 	return m.Run()
 }
 
-func startPostgres(ctx context.Context) (func(), error) {
+func startPostgres(ctx context.Context, ephemeral bool) (func(), error) {
 	if u := os.Getenv("KOMBOSYNC_TEST_POSTGRES_URL"); u != "" {
 		env.postgresURL = u
 		return func() {}, nil
@@ -93,7 +96,7 @@ func startPostgres(ctx context.Context) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	pg := &localstack.Postgres{Root: dir, Port: port, Ephemeral: true}
+	pg := &localstack.Postgres{Root: dir, Port: port, Ephemeral: ephemeral}
 	if err := pg.Start(ctx); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -112,30 +115,15 @@ func startTemporal(ctx context.Context) (func(), error) {
 		env.temporalAddress = a
 		return func() {}, nil
 	}
-	root, err := localstack.RepoRoot()
-	if err != nil {
-		return nil, err
-	}
-	cli, err := localstack.TemporalCLI(root)
-	if err != nil {
-		return nil, err
-	}
 	port, err := localstack.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	var extra []string
-	for _, sa := range workflows.SearchAttributeDefinitions() {
-		extra = append(extra, "--search-attribute", sa)
+	opts, err := DevServerOptions(fmt.Sprintf("127.0.0.1:%d", port), "", io.Discard)
+	if err != nil {
+		return nil, err
 	}
-	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:  cli, // never download a binary
-		ClientOptions: &client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", port), Logger: quietLogger()},
-		LogLevel:      "error",
-		ExtraArgs:     extra,
-		Stdout:        io.Discard,
-		Stderr:        io.Discard,
-	})
+	srv, err := testsuite.StartDevServer(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -144,6 +132,34 @@ func startTemporal(ctx context.Context) (func(), error) {
 		if err := srv.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "testenv: stop temporal:", err)
 		}
+	}, nil
+}
+
+// DevServerOptions start the pinned Temporal CLI's dev server (never a downloaded one) on address
+// with kombosync's search attributes registered. dbFile keeps its state in a SQLite file, so it
+// can be stopped and started again on the same state; in memory when empty. The server's errors
+// go to stderr.
+func DevServerOptions(address, dbFile string, stderr io.Writer) (testsuite.DevServerOptions, error) {
+	root, err := localstack.RepoRoot()
+	if err != nil {
+		return testsuite.DevServerOptions{}, err
+	}
+	cli, err := localstack.TemporalCLI(root)
+	if err != nil {
+		return testsuite.DevServerOptions{}, err
+	}
+	var extra []string
+	for _, sa := range workflows.SearchAttributeDefinitions() {
+		extra = append(extra, "--search-attribute", sa)
+	}
+	return testsuite.DevServerOptions{
+		ExistingPath:  cli,
+		ClientOptions: &client.Options{HostPort: address, Logger: QuietLogger()},
+		DBFilename:    dbFile,
+		LogLevel:      "error",
+		ExtraArgs:     extra,
+		Stdout:        io.Discard,
+		Stderr:        stderr,
 	}, nil
 }
 
@@ -267,7 +283,7 @@ func TemporalClient(t testing.TB) client.Client {
 // TemporalClientAt dials the Temporal server at address and closes the client when the test ends.
 func TemporalClientAt(t testing.TB, address string) client.Client {
 	t.Helper()
-	c, err := client.Dial(client.Options{HostPort: address, Logger: quietLogger()})
+	c, err := client.Dial(client.Options{HostPort: address, Logger: QuietLogger()})
 	if err != nil {
 		t.Fatalf("testenv: dial temporal: %v", err)
 	}
@@ -302,5 +318,5 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// quietLogger keeps the SDK's own logging out of test output; failures reach tests as errors.
-func quietLogger() log.Logger { return log.NewStructuredLogger(slog.New(slog.DiscardHandler)) }
+// QuietLogger keeps the SDK's own logging out of test output; failures reach tests as errors.
+func QuietLogger() log.Logger { return log.NewStructuredLogger(slog.New(slog.DiscardHandler)) }
