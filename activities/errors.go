@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/store"
 )
@@ -32,6 +33,10 @@ const (
 	ErrKomboUnavailable = "KomboUnavailable"
 	// ErrKombo: any other error answer. Not retryable.
 	ErrKombo = "KomboError"
+	// ErrDataError: the same data fails every attempt: a page that is not JSON, or one
+	// PostgreSQL refuses (SQLSTATE classes 22 and 23). Not retryable: the run ends as failed and
+	// the workflow says so instead of retrying for ever.
+	ErrDataError = "DataError"
 )
 
 // ErrorDetails travel with FetchEndpoint's application errors.
@@ -46,7 +51,7 @@ type ErrorDetails struct {
 func (a *Activities) fail(ctx context.Context, run store.Run, err error) (FetchEndpointResult, error) {
 	var apiErr *kombo.APIError
 	if errors.As(err, &apiErr) && apiErr.Class == kombo.ClassModelUnavailable {
-		if err := a.Store.FinishRun(ctx, run.ID, store.OutcomeModelUnavailable, apiErr.Error()); err != nil {
+		if err := a.Store.FinishModelUnavailable(ctx, run, apiErr.Error()); err != nil {
 			return FetchEndpointResult{}, err
 		}
 		return FetchEndpointResult{Outcome: store.OutcomeModelUnavailable}, nil
@@ -54,14 +59,19 @@ func (a *Activities) fail(ctx context.Context, run store.Run, err error) (FetchE
 	appErr := classify(err)
 	var te *temporal.ApplicationError
 	final := errors.As(appErr, &te) && te.NonRetryable()
-	if recErr := a.Store.FailRun(context.WithoutCancel(ctx), run.ID, err, final); recErr != nil {
+	errType := ""
+	if te != nil {
+		errType = te.Type()
+	}
+	if recErr := a.Store.FailRun(context.WithoutCancel(ctx), run.ID, errType, err, final); recErr != nil {
 		activity.GetLogger(ctx).Warn("could not record the pass's error", "run_id", run.ID, "error", recErr)
 	}
 	return FetchEndpointResult{}, appErr
 }
 
-// classify maps an error to a Temporal application error (or returns it as it is when it is not
-// Kombo's: Postgres and context errors are retried by the activity's retry policy).
+// classify maps an error to a Temporal application error (or returns it as it is when it is
+// neither Kombo's nor the data's: Postgres and context errors are retried by the activity's
+// retry policy).
 func classify(err error) error {
 	var apiErr *kombo.APIError
 	if errors.As(err, &apiErr) {
@@ -93,5 +103,22 @@ func classify(err error) error {
 		// Another attempt finished the run: this one is a zombie and stops.
 		return temporal.NewNonRetryableApplicationError(err.Error(), "RunNotOpen", nil)
 	}
+	if isDataError(err) {
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrDataError, nil)
+	}
 	return fmt.Errorf("fetch endpoint: %w", err)
+}
+
+// isDataError: the error is the data's, and another attempt on the same data fails the same way.
+func isDataError(err error) bool {
+	var de *kombo.DecodeError
+	if errors.As(err, &de) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		class := pgErr.SQLState()[:2]
+		return class == "22" || class == "23" // data exception, integrity constraint violation
+	}
+	return false
 }

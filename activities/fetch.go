@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -35,6 +36,9 @@ type FetchEndpointResult struct {
 	Outcome  string // store.OutcomeSucceeded or store.OutcomeModelUnavailable
 	Counts   store.Counts
 	Restarts int // passes restarted because Kombo rejected a cursor
+	// RejectedOpen is how many of the endpoint's records sit in kombo.rejected_records after the
+	// pass (from this pass or earlier ones).
+	RejectedOpen int
 }
 
 // FetchProgress is the heartbeat: where the pass is and what it did so far. The resume point
@@ -66,7 +70,8 @@ func (a *Activities) FetchEndpoint(ctx context.Context, in FetchEndpointInput) (
 		}
 		c := res.Counts
 		logger.Info("pass finished", append(kv, "outcome", res.Outcome, "pages", c.Pages, "fetched", c.Fetched,
-			"inserted", c.Inserted, "updated", c.Updated, "unchanged", c.Unchanged, "deleted", c.Deleted, "restored", c.Restored)...)
+			"inserted", c.Inserted, "updated", c.Updated, "unchanged", c.Unchanged, "deleted", c.Deleted, "restored", c.Restored,
+			"sanitized", c.Sanitized, "rejected", c.Rejected)...)
 	}()
 	if in.IntegrationID == "" || in.RunID == "" || in.Endpoint.Name == "" {
 		return FetchEndpointResult{}, temporal.NewNonRetryableApplicationError(
@@ -78,7 +83,13 @@ func (a *Activities) FetchEndpoint(ctx context.Context, in FetchEndpointInput) (
 		return FetchEndpointResult{}, err // Postgres: retryable
 	}
 	if progress.Finished {
-		// A retry after the final commit: the pass is done.
+		// A retry after the final commit: the pass is done, and reports what it ended with. A
+		// run an earlier attempt ended as failed stays the failure it was: taking it for a
+		// success would advance the watermark over records never fetched.
+		if progress.Outcome == store.OutcomeFailed {
+			return FetchEndpointResult{}, temporal.NewNonRetryableApplicationError(
+				"the pass failed in an earlier attempt: "+progress.Error, cmp.Or(progress.ErrorType, ErrKombo), nil)
+		}
 		return FetchEndpointResult{Outcome: progress.Outcome, Counts: progress.Counts, Restarts: progress.Restarts}, nil
 	}
 	if progress.Counts.Pages > 0 {
@@ -114,7 +125,11 @@ func (a *Activities) FetchEndpoint(ctx context.Context, in FetchEndpointInput) (
 	if err := a.Store.SucceedRun(ctx, run, in.AdvanceWatermarkTo); err != nil {
 		return FetchEndpointResult{}, err
 	}
-	return FetchEndpointResult{Outcome: store.OutcomeSucceeded, Counts: counts, Restarts: restarts}, nil
+	rejected, err := a.Store.RejectedRecords(ctx, in.IntegrationID, in.Endpoint)
+	if err != nil {
+		return FetchEndpointResult{}, err
+	}
+	return FetchEndpointResult{Outcome: store.OutcomeSucceeded, Counts: counts, Restarts: restarts, RejectedOpen: rejected}, nil
 }
 
 // fetched is one page, or the error that ended fetching.
@@ -134,8 +149,13 @@ func (a *Activities) pass(ctx context.Context, run store.Run, params kombo.ListP
 	go func() {
 		defer close(pages)
 		for {
-			at := time.Now()
-			page, err := a.Kombo.ListPage(ctx, run.IntegrationID, run.Endpoint, params)
+			// The database's clock, not this worker's: versions fetched by workers whose clocks
+			// disagree are still ordered right (an older fetch never overwrites a newer one).
+			at, err := a.Store.DatabaseTime(ctx)
+			var page *kombo.Page
+			if err == nil {
+				page, err = a.Kombo.ListPage(ctx, run.IntegrationID, run.Endpoint, params)
+			}
 			select {
 			case pages <- fetched{page, at, err}:
 			case <-ctx.Done():

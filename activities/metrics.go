@@ -16,12 +16,14 @@ import (
 // Metrics are the worker's own Prometheus series. Labels are bounded: endpoints come from
 // Kombo's catalogue (anything else is "other"); integration ids are never labels.
 type Metrics struct {
-	records  *prometheus.CounterVec
-	pages    *prometheus.CounterVec
-	fetches  *prometheus.HistogramVec
-	lag      *prometheus.HistogramVec
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	records   *prometheus.CounterVec
+	sanitized *prometheus.CounterVec
+	rejected  *prometheus.CounterVec
+	pages     *prometheus.CounterVec
+	fetches   *prometheus.HistogramVec
+	lag       *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
 }
 
 // NewMetrics registers the worker's series on reg.
@@ -31,6 +33,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "kombosync_records_total",
 			Help: "Records written from Kombo pages, by endpoint and op (inserted, updated, unchanged, deleted, restored).",
 		}, []string{"endpoint", "op"}),
+		sanitized: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kombosync_records_sanitized_total",
+			Help: "Records stored with text PostgreSQL cannot hold replaced (U+0000 removed, unpaired surrogates and bytes that are not UTF-8 made U+FFFD), by endpoint.",
+		}, []string{"endpoint"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kombosync_records_rejected_total",
+			Help: "Page elements that are not records kombosync can take (not an object, no id, no parsable changed_at), set aside in kombo.rejected_records, by endpoint.",
+		}, []string{"endpoint"}),
 		pages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kombosync_pages_total",
 			Help: "Kombo pages committed to Postgres, by endpoint and kind (delta, full).",
@@ -55,7 +65,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}, []string{"endpoint"}),
 	}
-	reg.MustRegister(m.records, m.pages, m.fetches, m.lag, m.requests, m.latency)
+	reg.MustRegister(m.records, m.sanitized, m.rejected, m.pages, m.fetches, m.lag, m.requests, m.latency)
 	return m
 }
 
@@ -73,6 +83,12 @@ func (m *Metrics) page(ep kombo.Endpoint, kind string, c store.Counts) {
 		if op.n > 0 {
 			m.records.WithLabelValues(name, op.name).Add(float64(op.n))
 		}
+	}
+	if c.Sanitized > 0 {
+		m.sanitized.WithLabelValues(name).Add(float64(c.Sanitized))
+	}
+	if c.Rejected > 0 {
+		m.rejected.WithLabelValues(name).Add(float64(c.Rejected))
 	}
 }
 

@@ -3,7 +3,6 @@ package kombo
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Base URLs of Kombo's API.
@@ -135,22 +132,6 @@ func (p ListParams) Query() url.Values {
 // FormatTime writes a time as Kombo's API does: UTC with milliseconds ("2026-01-02T03:04:05.000Z").
 func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
-// Record is one record of a list answer: Raw exactly as Kombo sent it, plus the fields the sync
-// needs. RemoteID is empty when Kombo sent null.
-type Record struct {
-	ID              string
-	RemoteID        string
-	ChangedAt       time.Time
-	RemoteDeletedAt *time.Time
-	Raw             json.RawMessage
-}
-
-// Page is one page of a list answer. Next is empty on the last page.
-type Page struct {
-	Records []Record
-	Next    string
-}
-
 // ListPage fetches one page of endpoint ep for an integration.
 func (c *Client) ListPage(ctx context.Context, integrationID string, ep Endpoint, p ListParams) (*Page, error) {
 	if p.PageSize < 0 || p.PageSize > MaxPageSize {
@@ -172,163 +153,6 @@ func (c *Client) ListPage(ctx context.Context, integrationID string, ep Endpoint
 		return nil, fmt.Errorf("list %s: %w", ep, err)
 	}
 	return page, nil
-}
-
-func decodePage(body []byte) (*Page, error) {
-	page, status, sawData, err := readEnvelope(body)
-	if err != nil {
-		return nil, fmt.Errorf("decode page: %w", err)
-	}
-	if status != "success" || !sawData {
-		return nil, fmt.Errorf("decode page: status %q without data", status)
-	}
-	return page, nil
-}
-
-// readEnvelope walks {"status": …, "data": {"next": …, "results": [record, …]}} in one pass:
-// each record's bytes are sliced out of the body while only its top-level id, remote_id,
-// changed_at and remote_deleted_at are read and everything nested is skipped. encoding/json
-// scanned every byte four times (validate, decode, and both again per record): a third of a full
-// pass's CPU.
-func readEnvelope(body []byte) (page *Page, status string, sawData bool, err error) {
-	page = &Page{Records: make([]Record, 0, DefaultPageSize)}
-	dec := jsontext.NewDecoder(bytes.NewReader(body))
-	err = readObject(dec, func(name jsontext.Value) error {
-		switch string(name) {
-		case `"status"`:
-			status, err = readString(dec)
-			return err
-		case `"data"`:
-			if dec.PeekKind() == 'n' {
-				_, err := dec.ReadToken()
-				return err
-			}
-			sawData = true
-			return readObject(dec, func(name jsontext.Value) error {
-				switch string(name) {
-				case `"next"`:
-					next, err := readNullableString(dec)
-					page.Next = deref(next)
-					return err
-				case `"results"`:
-					return readArray(dec, func() error {
-						start := dec.InputOffset()
-						r, err := readRecord(dec)
-						if err != nil {
-							return fmt.Errorf("record %d: %w", len(page.Records), err)
-						}
-						r.Raw = bytes.TrimLeft(body[start:dec.InputOffset()], " \t\r\n,")
-						page.Records = append(page.Records, r)
-						return nil
-					})
-				}
-				return dec.SkipValue()
-			})
-		}
-		return dec.SkipValue()
-	})
-	return page, status, sawData, err
-}
-
-// readRecord reads a record's top-level metadata, skipping everything nested.
-func readRecord(dec *jsontext.Decoder) (Record, error) {
-	var r Record
-	var changedAt *time.Time
-	err := readObject(dec, func(name jsontext.Value) error {
-		var err error
-		switch string(name) {
-		case `"id"`:
-			r.ID, err = readString(dec)
-		case `"remote_id"`:
-			var id *string
-			id, err = readNullableString(dec)
-			r.RemoteID = deref(id)
-		case `"changed_at"`:
-			changedAt, err = readTime(dec)
-		case `"remote_deleted_at"`:
-			r.RemoteDeletedAt, err = readTime(dec)
-		default:
-			err = dec.SkipValue()
-		}
-		return err
-	})
-	if err != nil {
-		return Record{}, err
-	}
-	if r.ID == "" || changedAt == nil {
-		return Record{}, errors.New("id and changed_at are required")
-	}
-	r.ChangedAt = *changedAt
-	return r, nil
-}
-
-// readObject reads an object, calling member with each name (raw and quoted, as "id"; Kombo
-// does not escape its names) and the decoder at its value, which member must consume.
-func readObject(dec *jsontext.Decoder, member func(name jsontext.Value) error) error {
-	if tok, err := dec.ReadToken(); err != nil {
-		return err
-	} else if tok.Kind() != '{' {
-		return fmt.Errorf("want an object, got %s", tok.Kind())
-	}
-	for dec.PeekKind() != '}' {
-		name, err := dec.ReadValue()
-		if err != nil {
-			return err
-		}
-		if err := member(name); err != nil {
-			return err
-		}
-	}
-	_, err := dec.ReadToken()
-	return err
-}
-
-// readArray reads an array, calling elem with the decoder at each element.
-func readArray(dec *jsontext.Decoder, elem func() error) error {
-	if tok, err := dec.ReadToken(); err != nil {
-		return err
-	} else if tok.Kind() != '[' {
-		return fmt.Errorf("want an array, got %s", tok.Kind())
-	}
-	for dec.PeekKind() != ']' {
-		if err := elem(); err != nil {
-			return err
-		}
-	}
-	_, err := dec.ReadToken()
-	return err
-}
-
-func readString(dec *jsontext.Decoder) (string, error) {
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return "", err
-	}
-	if tok.Kind() != '"' {
-		return "", fmt.Errorf("want a string, got %s", tok.Kind())
-	}
-	return tok.String(), nil
-}
-
-func readNullableString(dec *jsontext.Decoder) (*string, error) {
-	if dec.PeekKind() == 'n' {
-		_, err := dec.ReadToken()
-		return nil, err
-	}
-	s, err := readString(dec)
-	return &s, err
-}
-
-func readTime(dec *jsontext.Decoder) (*time.Time, error) {
-	s, err := readNullableString(dec)
-	if s == nil || err != nil {
-		return nil, err
-	}
-	t, err := time.Parse(time.RFC3339Nano, *s)
-	if err != nil {
-		return nil, err
-	}
-	return &t, nil
 }
 
 // Pages iterates over the pages of ep, starting at p.Cursor (the first page when empty). It
@@ -371,7 +195,7 @@ func (c *Client) get(ctx context.Context, rawURL, integrationID string) ([]byte,
 		return nil, &TransportError{Op: "GET " + req.URL.Path, Err: stripURL(err)}
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPageBytes+1))
+	body, err := readBody(resp)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -385,6 +209,19 @@ func (c *Client) get(ctx context.Context, rawURL, integrationID string) ([]byte,
 		return nil, parseAPIError(resp, body, c.now())
 	}
 	return body, nil
+}
+
+// readBody reads an answer of at most maxPageBytes+1 bytes. With a Content-Length, into one
+// buffer of that size: io.ReadAll's doubling would allocate twice a huge page's size.
+func readBody(resp *http.Response) ([]byte, error) {
+	r := io.LimitReader(resp.Body, maxPageBytes+1)
+	if n := resp.ContentLength; n > 0 && n <= maxPageBytes {
+		var buf bytes.Buffer
+		buf.Grow(int(n) + bytes.MinRead)
+		_, err := buf.ReadFrom(r)
+		return buf.Bytes(), err
+	}
+	return io.ReadAll(r)
 }
 
 // stripURL drops the request URL (with its query) that net/http puts into errors; the path is

@@ -2,11 +2,14 @@ package kombo_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -103,14 +106,87 @@ func TestDecodePageAgreesWithEncodingJSON(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{
-		``, `{`, `[]`, `{"status":"success","data":{"next":null,"results":[{"id":"a"}]}}`,
-		`{"status":"success","data":{"next":null,"results":[{"id":1,"changed_at":"2026-01-01T00:00:00Z"}]}}`,
-		`{"status":"success","data":{"next":null,"results":[{"id":"a","changed_at":"yesterday"}]}}`,
-		`{"status":"success","data":{"next":null,"results":[{"id":"a","changed_at":"2026-01-01T00:00:00Z"}`,
-		`{"status":"error","error":{"message":"no"}}`,
+		``, `{`, `[]`, `{"status":"success","data":{"next":null,"results":[{"id":"a","changed_at":"2026-01-01T00:00:00Z"}`,
+		`{"status":"error","error":{"message":"no"}}`, `{"status":"success","data":{"results":[{"id":"a",}]}}`,
 	} {
 		_, err := kombo.DecodePage([]byte(bad))
-		require.Error(t, err, bad)
+		var de *kombo.DecodeError
+		require.ErrorAs(t, err, &de, bad)
+	}
+}
+
+// An element of a page that is not a record kombosync can take is set aside with the reason;
+// the records around it are taken as usual.
+func TestDecodePageRejectsWhatItCannotTakeAndKeepsTheRest(t *testing.T) {
+	const ok = `{"id":"ok%d","changed_at":"2026-01-01T00:00:00Z","n":{"deep":[1,2]}}`
+	body := `{"status":"success","data":{"next":"c2","results":[` + fmt.Sprintf(ok, 1) + `,
+		"a string", [1,2], {"changed_at":"2026-01-01T00:00:00Z","name":"no id"},
+		{"id":7,"changed_at":"2026-01-01T00:00:00Z"}, {"id":"bad-time","changed_at":"yesterday"},
+		{"id":"no-time"}, {"id":{"nested":true},"changed_at":[1]}, ` + fmt.Sprintf(ok, 2) + `]}}`
+	page, err := kombo.DecodePage([]byte(body))
+	require.NoError(t, err)
+	require.Equal(t, "c2", page.Next)
+	require.Len(t, page.Records, 2)
+	require.Equal(t, []string{"ok1", "ok2"}, []string{page.Records[0].ID, page.Records[1].ID})
+	var got []string
+	for _, r := range page.Rejected {
+		got = append(got, r.ID+": "+r.Reason)
+		require.True(t, json.Valid(r.Raw), r.Reason)
+		require.Equal(t, string(r.Raw), r.Excerpt)
+	}
+	require.Equal(t, []string{
+		": not an object but a string",
+		": not an object but an array",
+		": no id",
+		": id is a number, not a string; no id",
+		`bad-time: changed_at: parsing time "yesterday" as "2006-01-02T15:04:05.999999999Z07:00": cannot parse "yesterday" as "2006"`,
+		"no-time: no changed_at",
+		": id is an object, not a string; changed_at is an array, not a string; no id",
+	}, got)
+}
+
+// Text that PostgreSQL cannot store (U+0000, unpaired surrogates, bytes that are not UTF-8) is
+// replaced in the records that hold it, which are marked; everything else stays byte for byte.
+func TestDecodePageSanitizesWhatPostgresCannotStore(t *testing.T) {
+	rec := func(id, name string) string {
+		return `{"id":"` + id + `","changed_at":"2026-01-01T00:00:00Z","name":"` + name + `"}`
+	}
+	body := `{"status":"success","data":{"next":null,"results":[` + strings.Join([]string{
+		rec("clean", `caf\u00e9 \ud83d\ude00 \\u0000 literal`),
+		rec("nul", `a\u0000b`),
+		rec("high", `x\ud800y`),
+		rec("low", `x\uDC00`),
+		rec("reversed", `\udc00\ud800`),
+		rec("bytes", "a\xffb\xc3"),
+		rec(`id\u0000x`, `in the id`),
+	}, ",") + `]}}`
+	page, err := kombo.DecodePage([]byte(body))
+	require.NoError(t, err)
+	require.Empty(t, page.Rejected)
+	want := map[string]struct {
+		name      string
+		sanitized bool
+	}{
+		"clean":    {`caf\u00e9 \ud83d\ude00 \\u0000 literal`, false},
+		"nul":      {`ab`, true},
+		"high":     {`x\ufffdy`, true},
+		"low":      {`x\ufffd`, true},
+		"reversed": {`\ufffd\ufffd`, true},
+		"bytes":    {"a\uFFFDb\uFFFD", true},
+		"idx":      {`in the id`, true},
+	}
+	require.Len(t, page.Records, len(want))
+	for _, r := range page.Records {
+		w, ok := want[r.ID]
+		require.True(t, ok, "unexpected id %q", r.ID)
+		require.Equal(t, w.sanitized, r.Sanitized, r.ID)
+		var v struct{ Name string }
+		require.NoError(t, json.Unmarshal(r.Raw, &v), r.ID)
+		var wantName string
+		require.NoError(t, json.Unmarshal([]byte(`"`+w.name+`"`), &wantName))
+		require.Equal(t, wantName, v.Name, r.ID)
+		require.True(t, utf8.Valid(r.Raw))
+		require.NotContains(t, string(r.Raw), `\u0000"`)
 	}
 }
 

@@ -1,6 +1,9 @@
 package kombo_test
 
 import (
+	"encoding/json"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -70,4 +73,52 @@ func TestUnknownModelDirtiesItsWholeCategory(t *testing.T) {
 	got, known = kombo.DirtiedEndpoints("mystery", configured)
 	require.False(t, known)
 	require.Equal(t, configured, got, "no category prefix: everything configured")
+}
+
+// Every model that Kombo's data-changed webhook may name (the enum of its OpenAPI document) in a
+// category kombosync syncs is in the model table, so none dirties a whole category by surprise.
+// When Kombo adds a model, refreshing testdata/openapi.json makes this test name it.
+func TestModelTableKnowsEveryModelOfKombosDataChangedEnum(t *testing.T) {
+	raw, err := os.ReadFile("testdata/openapi.json")
+	require.NoError(t, err)
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				DataChanged struct {
+					Properties struct {
+						Data struct {
+							Properties struct {
+								ChangedModels struct {
+									Items struct {
+										Properties struct {
+											Name struct {
+												Enum []string `json:"enum"`
+											} `json:"name"`
+										} `json:"properties"`
+									} `json:"items"`
+								} `json:"changed_models"`
+							} `json:"properties"`
+						} `json:"data"`
+					} `json:"properties"`
+				} `json:"DataChangedWebhookPayload"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &doc))
+	models := doc.Components.Schemas.DataChanged.Properties.Data.Properties.ChangedModels.Items.Properties.Name.Enum
+	require.NotEmpty(t, models)
+	synced := 0
+	for _, m := range models {
+		prefix, _, _ := strings.Cut(m, "_")
+		if _, ok := kombo.ParseCategory(prefix); !ok {
+			continue // LMS and other categories kombosync does not sync
+		}
+		synced++
+		dirtied, known := kombo.DirtiedEndpoints(m, kombo.DefaultEndpoints())
+		require.True(t, known, "model %s is not in kombo's model table", m)
+		require.NotEmpty(t, dirtied, m)
+	}
+	require.Greater(t, synced, 30)
+	dirtied, _ := kombo.DirtiedEndpoints("hris_join_staffing_entities_groups", kombo.DefaultEndpoints())
+	require.Equal(t, []kombo.Endpoint{ep(kombo.CategoryHRIS, "staffing-entities")}, dirtied)
 }

@@ -30,6 +30,7 @@ const (
 	FaultBareGateway       Fault = "bare-503"            // a load balancer's 503 with an HTML body
 	FaultTimeoutTask       Fault = "task-timed-out"      // 504 PLATFORM.TASK_TIMED_OUT
 	FaultUnknownRemote     Fault = "remote-unknown-http" // 502 REMOTE.UNKNOWN_HTTP_ERROR
+	FaultGarbage           Fault = "garbage"             // 200 with a body that is not JSON
 )
 
 // SetFaults replaces the random faults.

@@ -27,6 +27,7 @@ type Mutation struct {
 	Op       Op
 	ID       string
 	Fields   map[string]any
+	mess     Mess // see Make
 }
 
 // Change is what a mutation did.
@@ -88,7 +89,11 @@ func (i *integration) mutate(m Mutation, now time.Time) (Change, error) {
 	}
 	switch m.Op {
 	case OpUpdate:
-		if m.Fields != nil {
+		if m.mess != "" {
+			if err := r.mess(m.mess, kombo.FormatTime(now)); err != nil {
+				return Change{}, err
+			}
+		} else if m.Fields != nil {
 			for k, v := range m.Fields {
 				r.fields[k] = v
 			}

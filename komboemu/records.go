@@ -20,6 +20,10 @@ type record struct {
 	touchedAt       time.Time // own or nested data changed: what updated_after compares
 	remoteDeletedAt *time.Time
 	cache           []byte // rendered JSON; nil when stale
+	// broken, when set, is sent instead of the record (see MessBroken); duplicated records are
+	// sent twice in their page (MessDuplicate).
+	broken     []byte
+	duplicated bool
 }
 
 // table holds one endpoint's records in creation order (the pagination order).
@@ -65,13 +69,16 @@ type TruthRecord struct {
 	ID              string
 	RemoteDeletedAt *time.Time
 	Data            json.RawMessage // exactly what the API would send
+	// Broken: the API sends Data, which is not a record a client can take (MessBroken).
+	Broken bool
 }
 
 func (i *integration) truth(endpoint string) []TruthRecord {
 	t := i.tables[endpoint]
 	out := make([]TruthRecord, 0, len(t.records))
 	for _, r := range t.records {
-		out = append(out, TruthRecord{ID: r.id, RemoteDeletedAt: r.remoteDeletedAt, Data: slices.Clone(i.render(endpoint, r))})
+		out = append(out, TruthRecord{ID: r.id, RemoteDeletedAt: r.remoteDeletedAt, Data: slices.Clone(i.render(endpoint, r)),
+			Broken: r.broken != nil})
 	}
 	return out
 }

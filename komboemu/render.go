@@ -10,6 +10,9 @@ import (
 
 // render returns the record's JSON as the API sends it, cached until it changes.
 func (i *integration) render(endpoint string, r *record) []byte {
+	if r.broken != nil {
+		return r.broken
+	}
 	if r.cache != nil {
 		return r.cache
 	}

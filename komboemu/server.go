@@ -111,6 +111,10 @@ func (e *Emulator) serveList(w http.ResponseWriter, r *http.Request) {
 	case FaultDrop:
 		dropConnection(w)
 		return
+	case FaultGarbage:
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"status":"success","data":{"next":null,"results":[{"id":"x",,,]}}`)
+		return
 	case FaultBareGateway:
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -133,6 +137,7 @@ func (e *Emulator) serveList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	_, _ = w.Write(body)
 }
 
@@ -302,6 +307,10 @@ func (e *Emulator) page(req *listRequest) ([]byte, *apiError) {
 			b.WriteByte(',')
 		}
 		b.Write(i.render(req.endpoint, r))
+		if r.duplicated {
+			b.WriteByte(',')
+			b.Write(i.render(req.endpoint, r))
+		}
 	}
 	b.WriteString("]}}")
 	return b.Bytes(), nil

@@ -141,6 +141,7 @@ func (s *Store) PurgeIntegration(ctx context.Context, id string) (records int64,
 		for _, q := range []string{
 			`delete from kombo.changes where integration_id = $1`,
 			`delete from kombo.watermarks where integration_id = $1`,
+			`delete from kombo.rejected_records where integration_id = $1`,
 			`delete from kombo.full_pass_seen where run_id in (select id from kombo.fetch_runs where integration_id = $1)`,
 			`delete from kombo.fetch_runs where integration_id = $1`,
 			`update kombo.integrations set purged_at = coalesce(purged_at, now()), deleted_at = coalesce(deleted_at, now()),

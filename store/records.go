@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -85,7 +87,8 @@ with incoming as (
 	from ch
 ), run as (
 	update kombo.fetch_runs f set
-		next_cursor = nullif($10, ''), pages = pages + 1, fetched = fetched + $11,
+		next_cursor = nullif($10, ''), pages = pages + $14, fetched = fetched + $11,
+		sanitized = f.sanitized + $12, rejected = f.rejected + $13,
 		inserted = f.inserted + c.inserted, updated = f.updated + c.updated,
 		deleted = f.deleted + c.deleted, restored = f.restored + c.restored,
 		unchanged = f.unchanged + $11 - c.inserted - c.updated - c.deleted - c.restored
@@ -99,19 +102,23 @@ select inserted, updated, deleted, restored, (select count(*) from run) from cou
 // a change row per real change, and the run's counts and next cursor (page.Next), so the run's
 // progress never disagrees with the data. fetchedAt is when the page was fetched. It returns the
 // page's counts. The run must have been started (StartRun).
+//
+// A page of huge records (HR free text can be hundreds of kilobytes a record) is sent in chunks of
+// about chunkBytes, one statement each in the same transaction, so the memory a page costs the
+// driver stays a few times chunkBytes instead of a few times the page.
 func (s *Store) ApplyPage(ctx context.Context, run Run, page *kombo.Page, fetchedAt time.Time) (Counts, error) {
 	recs := dedupe(page.Records)
-	n := len(recs)
-	ids, remoteIDs, data := make([]string, n), make([]*string, n), make([]string, n)
-	changedAt, deletedAt := make([]time.Time, n), make([]*time.Time, n)
+	ids := make([]string, len(recs))
 	for i, r := range recs {
-		ids[i], data[i], changedAt[i], deletedAt[i] = r.ID, string(r.Raw), r.ChangedAt, r.RemoteDeletedAt
-		if r.RemoteID != "" {
-			remoteIDs[i] = &r.RemoteID
+		ids[i] = r.ID
+	}
+	c := Counts{Pages: 1, Fetched: len(page.Records), Rejected: len(page.Rejected)}
+	for _, r := range page.Records {
+		if r.Sanitized {
+			c.Sanitized++
 		}
 	}
-	c := Counts{Pages: 1, Fetched: len(page.Records)}
-	var runs int
+	chunks := chunk(recs)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		// One writer per (integration, endpoint) at a time: a retried attempt and its zombie
@@ -121,18 +128,39 @@ func (s *Store) ApplyPage(ctx context.Context, run Run, page *kombo.Page, fetche
 			// What the sweep must not delete: every id this pass saw.
 			b.Queue(`insert into kombo.full_pass_seen (run_id, id) select $1, unnest($2::text[]) on conflict do nothing`, run.ID, ids)
 		}
-		b.Queue(upsertPage, run.IntegrationID, run.Endpoint.String(), ids, remoteIDs, data, changedAt, deletedAt,
-			fetchedAt, run.ID, page.Next, len(page.Records)).
-			QueryRow(func(row pgx.Row) error {
-				return row.Scan(&c.Inserted, &c.Updated, &c.Deleted, &c.Restored, &runs)
-			})
+		queueRejected(b, run, page.Rejected, ids, fetchedAt)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
-		if runs == 0 {
-			// The run finished (or was never started) while this page was fetched, by another
-			// attempt: this one is a zombie, and writes nothing.
-			return ErrRunNotOpen
+		for k, part := range chunks {
+			n := len(part)
+			pid, remoteIDs, data := make([]string, n), make([]*string, n), make([]string, n)
+			changedAt, deletedAt := make([]time.Time, n), make([]*time.Time, n)
+			for i, r := range part {
+				pid[i], data[i], changedAt[i], deletedAt[i] = r.ID, string(r.Raw), r.ChangedAt, r.RemoteDeletedAt
+				if r.RemoteID != "" {
+					remoteIDs[i] = &r.RemoteID
+				}
+			}
+			// The page's own numbers go with its first statement; duplicates dropped by dedupe
+			// count as fetched (and unchanged) there too.
+			pages, fetched, sanitized, rejected := 0, n, 0, 0
+			if k == 0 {
+				pages, fetched, sanitized, rejected = 1, n+len(page.Records)-len(recs), c.Sanitized, c.Rejected
+			}
+			var in, up, del, res, runs int
+			err := tx.QueryRow(ctx, upsertPage, run.IntegrationID, run.Endpoint.String(), pid, remoteIDs, data, changedAt,
+				deletedAt, fetchedAt, run.ID, page.Next, fetched, sanitized, rejected, pages).
+				Scan(&in, &up, &del, &res, &runs)
+			if err != nil {
+				return err
+			}
+			if runs == 0 {
+				// The run finished (or was never started) while this page was fetched, by
+				// another attempt: this one is a zombie, and writes nothing.
+				return ErrRunNotOpen
+			}
+			c.Inserted, c.Updated, c.Deleted, c.Restored = c.Inserted+in, c.Updated+up, c.Deleted+del, c.Restored+res
 		}
 		return nil
 	})
@@ -141,6 +169,65 @@ func (s *Store) ApplyPage(ctx context.Context, run Run, page *kombo.Page, fetche
 	}
 	c.Unchanged = c.Fetched - c.Written()
 	return c, nil
+}
+
+// chunkBytes bounds the records' bytes one page statement carries.
+const chunkBytes = 4 << 20
+
+// chunk splits records into runs of at most chunkBytes of raw JSON (at least one record each,
+// and always one chunk, possibly empty, so that an empty page still moves the run on).
+func chunk(recs []kombo.Record) [][]kombo.Record {
+	out := [][]kombo.Record{nil}
+	size := 0
+	for _, r := range recs {
+		last := len(out) - 1
+		if size+len(r.Raw) > chunkBytes && len(out[last]) > 0 {
+			out = append(out, nil)
+			last++
+			size = 0
+		}
+		out[last] = append(out[last], r)
+		size += len(r.Raw)
+	}
+	return out
+}
+
+// queueRejected records the page's rejected elements, and takes the page's good records off the
+// rejected list: a record rejected before that now arrives well-formed is taken normally.
+func queueRejected(b *pgx.Batch, run Run, rejected []kombo.RejectedRecord, accepted []string, seenAt time.Time) {
+	b.Queue(`delete from kombo.rejected_records where integration_id = $1 and endpoint = $2 and key = any($3::text[])`,
+		run.IntegrationID, run.Endpoint.String(), accepted)
+	if len(rejected) == 0 {
+		return
+	}
+	seen := make(map[string]bool, len(rejected))
+	var keys, recordIDs, reasons, excerpts []string
+	for _, r := range rejected {
+		key := rejectedKey(r)
+		if seen[key] {
+			continue // one statement cannot write a row twice
+		}
+		seen[key] = true
+		keys, recordIDs, reasons, excerpts = append(keys, key), append(recordIDs, r.ID), append(reasons, r.Reason), append(excerpts, r.Excerpt)
+	}
+	b.Queue(`
+		insert into kombo.rejected_records as x (integration_id, endpoint, key, record_id, reason, excerpt,
+			first_seen_at, last_seen_at, fetch_run_id)
+		select $1, $2, k, nullif(i, ''), r, e, $7, $7, $8
+		from unnest($3::text[], $4::text[], $5::text[], $6::text[]) as t(k, i, r, e)
+		on conflict (integration_id, endpoint, key) do update set
+			reason = excluded.reason, excerpt = excluded.excerpt, last_seen_at = excluded.last_seen_at,
+			fetch_run_id = excluded.fetch_run_id`,
+		run.IntegrationID, run.Endpoint.String(), keys, recordIDs, reasons, excerpts, seenAt, run.ID)
+}
+
+// rejectedKey identifies a rejected element across fetches: its id, or the hash of its bytes.
+func rejectedKey(r kombo.RejectedRecord) string {
+	if r.ID != "" {
+		return r.ID
+	}
+	sum := sha256.Sum256(r.Raw)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // lockEndpoint serialises the writers of one (integration, endpoint) for a transaction: page
@@ -166,4 +253,15 @@ func dedupe(recs []kombo.Record) []kombo.Record {
 		out = append(out, r)
 	}
 	return out
+}
+
+// RejectedRecords counts the endpoint's records that sit in kombo.rejected_records.
+func (s *Store) RejectedRecords(ctx context.Context, integrationID string, ep kombo.Endpoint) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `select count(*) from kombo.rejected_records where integration_id = $1 and endpoint = $2`,
+		integrationID, ep.String()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count rejected records of %s %s: %w", integrationID, ep, err)
+	}
+	return n, nil
 }

@@ -43,12 +43,18 @@ type Counts struct {
 	Unchanged int `json:"unchanged"`
 	Deleted   int `json:"deleted"`
 	Restored  int `json:"restored"`
+	// Sanitized records were stored with text PostgreSQL cannot hold replaced (see
+	// kombo.Record.Sanitized); they are counted in the other counts too.
+	Sanitized int `json:"sanitized"`
+	// Rejected page elements went to kombo.rejected_records instead; they are not in Fetched.
+	Rejected int `json:"rejected"`
 }
 
 // Add sums two counts.
 func (c Counts) Add(o Counts) Counts {
 	return Counts{c.Pages + o.Pages, c.Fetched + o.Fetched, c.Inserted + o.Inserted, c.Updated + o.Updated,
-		c.Unchanged + o.Unchanged, c.Deleted + o.Deleted, c.Restored + o.Restored}
+		c.Unchanged + o.Unchanged, c.Deleted + o.Deleted, c.Restored + o.Restored, c.Sanitized + o.Sanitized,
+		c.Rejected + o.Rejected}
 }
 
 // Written is how many records the counts changed.
@@ -62,6 +68,8 @@ type Progress struct {
 	Restarts   int
 	Finished   bool
 	Outcome    string
+	Error      string // the last attempt's error, or why the run failed
+	ErrorType  string // of a failed run: the activity's error type that ended it
 }
 
 // StartRun records the run unless it exists and returns its progress, so a retried attempt
@@ -70,11 +78,19 @@ func (s *Store) StartRun(ctx context.Context, r Run) (Progress, error) {
 	if r.Kind != KindDelta && r.Kind != KindFull {
 		return Progress{}, fmt.Errorf("start run %s: kind must be delta or full, not %q", r.ID, r.Kind)
 	}
-	_, err := s.pool.Exec(ctx, `
-		insert into kombo.fetch_runs (id, integration_id, endpoint, kind, updated_after, started_at)
-		values ($1, $2, $3, $4, $5, $6)
-		on conflict (id) do nothing`,
-		r.ID, r.IntegrationID, r.Endpoint.String(), r.Kind, r.UpdatedAfter, s.now())
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			insert into kombo.fetch_runs (id, integration_id, endpoint, kind, updated_after, started_at)
+			values ($1, $2, $3, $4, $5, $6)
+			on conflict (id) do nothing`,
+			r.ID, r.IntegrationID, r.Endpoint.String(), r.Kind, r.UpdatedAfter, s.now())
+		if err != nil || tag.RowsAffected() == 0 || r.Kind != KindFull {
+			return err
+		}
+		// Full passes of an integration never overlap, so an older full pass of the endpoint
+		// still open was abandoned (its retries ran out): end it, and forget the ids it saw.
+		return abandonFullRuns(ctx, tx, r.IntegrationID, r.Endpoint.String(), r.ID, s.now())
+	})
 	if err != nil {
 		return Progress{}, fmt.Errorf("start run %s: %w", r.ID, err)
 	}
@@ -84,18 +100,26 @@ func (s *Store) StartRun(ctx context.Context, r Run) (Progress, error) {
 // RunProgress reads a run's progress.
 func (s *Store) RunProgress(ctx context.Context, runID string) (Progress, error) {
 	var p Progress
-	var cursor *string
+	var cursor, errText, errType *string
 	var finished *time.Time
 	err := s.pool.QueryRow(ctx, `
-		select next_cursor, pages, fetched, inserted, updated, unchanged, deleted, restored, restarts, finished_at, outcome
+		select next_cursor, pages, fetched, inserted, updated, unchanged, deleted, restored, sanitized, rejected,
+			restarts, finished_at, outcome, error, error_type
 		from kombo.fetch_runs where id = $1`, runID).
 		Scan(&cursor, &p.Counts.Pages, &p.Counts.Fetched, &p.Counts.Inserted, &p.Counts.Updated, &p.Counts.Unchanged,
-			&p.Counts.Deleted, &p.Counts.Restored, &p.Restarts, &finished, &p.Outcome)
+			&p.Counts.Deleted, &p.Counts.Restored, &p.Counts.Sanitized, &p.Counts.Rejected, &p.Restarts, &finished,
+			&p.Outcome, &errText, &errType)
 	if err != nil {
 		return Progress{}, fmt.Errorf("read run %s: %w", runID, err)
 	}
 	if cursor != nil {
 		p.NextCursor = *cursor
+	}
+	if errText != nil {
+		p.Error = *errText
+	}
+	if errType != nil {
+		p.ErrorType = *errType
 	}
 	p.Finished = finished != nil
 	return p, nil
@@ -135,6 +159,11 @@ func (s *Store) SucceedRun(ctx context.Context, run Run, advanceTo *time.Time) e
 		if err := finishRun(ctx, tx, run.ID, OutcomeSucceeded, "", s.now()); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `update kombo.watermarks set unavailable_since = null
+			where integration_id = $1 and endpoint = $2 and unavailable_since is not null`,
+			run.IntegrationID, run.Endpoint.String()); err != nil {
+			return err
+		}
 		if advanceTo == nil {
 			return nil
 		}
@@ -142,11 +171,55 @@ func (s *Store) SucceedRun(ctx context.Context, run Run, advanceTo *time.Time) e
 	})
 }
 
-// FailRun records an attempt's error on a run that goes on (it will be retried), or ends it when
-// final is set.
-func (s *Store) FailRun(ctx context.Context, runID string, runErr error, final bool) error {
+// abandonFullRuns ends the open full passes of the endpoint other than except as failed, and
+// deletes the ids they saw: nothing will sweep after them.
+func abandonFullRuns(ctx context.Context, db DBTX, integrationID, endpoint, except string, now time.Time) error {
+	_, err := db.Exec(ctx, `
+		with abandoned as (
+			update kombo.fetch_runs set finished_at = $4, outcome = 'failed', next_cursor = null,
+				error = coalesce(error || '; ', '') || 'abandoned: a later full pass started'
+			where integration_id = $1 and endpoint = $2 and kind = 'full' and finished_at is null and id <> $3
+			returning id
+		)
+		delete from kombo.full_pass_seen where run_id in (select id from abandoned)`,
+		integrationID, endpoint, except, now)
+	return err
+}
+
+// FinishModelUnavailable ends a run whose endpoint Kombo does not serve for the integration
+// (INTEGRATION.MODEL_NOT_AVAILABLE or MODEL_DISABLED), and records since when: the endpoint's rows
+// stay as they were last synced, and kombo.integration_status names the endpoint.
+func (s *Store) FinishModelUnavailable(ctx context.Context, run Run, errText string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := finishRun(ctx, tx, run.ID, OutcomeModelUnavailable, errText, s.now()); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `
+			insert into kombo.watermarks as w (integration_id, endpoint, unavailable_since, updated_at)
+			values ($1, $2, $3, $3)
+			on conflict (integration_id, endpoint) do update set
+				unavailable_since = coalesce(w.unavailable_since, excluded.unavailable_since), updated_at = excluded.updated_at`,
+			run.IntegrationID, run.Endpoint.String(), s.now())
+		return err
+	})
+}
+
+// FailRun records an attempt's error (of type errType, the activity's) on a run that goes on (it
+// will be retried), or ends it when final is set: a retry of the activity then gets the same error
+// back from Progress.
+func (s *Store) FailRun(ctx context.Context, runID, errType string, runErr error, final bool) error {
 	if final {
-		return s.FinishRun(ctx, runID, OutcomeFailed, runErr.Error())
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if err := finishRun(ctx, tx, runID, OutcomeFailed, runErr.Error(), s.now()); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `update kombo.fetch_runs set error_type = nullif($2, '') where id = $1 and error_type is null`, runID, errType); err != nil {
+				return err
+			}
+			// A failed full pass sweeps nothing: the ids it saw are of no use.
+			_, err := tx.Exec(ctx, `delete from kombo.full_pass_seen where run_id = $1`, runID)
+			return err
+		})
 	}
 	_, err := s.pool.Exec(ctx, `update kombo.fetch_runs set error = $2 where id = $1 and finished_at is null`, runID, runErr.Error())
 	if err != nil {

@@ -34,20 +34,25 @@ type StatusRow struct {
 	Attention          string         `json:"attention,omitempty"`
 	DeletedAt          *time.Time     `json:"deleted_at,omitempty"`
 	PurgedAt           *time.Time     `json:"purged_at,omitempty"`
+	// RecordsRejected sit in kombo.rejected_records; EndpointsUnavailable ("hris/timesheets, …")
+	// are no longer served by Kombo for the integration.
+	RecordsRejected      int    `json:"records_rejected"`
+	EndpointsUnavailable string `json:"endpoints_unavailable,omitempty"`
 }
 
 const statusColumns = `integration_id, coalesce(tool, ''), coalesce(category, ''), state, coalesce(sync_state, ''),
 	first_sync_status = 'finished', last_synced_at, sync_lag, oldest_watermark, last_full_pass_at, endpoints_synced,
 	fetches_running, fetches_retrying, fetches_failed_24h, coalesce(last_error_endpoint, ''), coalesce(last_error, ''),
 	coalesce(last_error_outcome, ''), last_error_run_started_at, webhooks_unsignaled, coalesce(attention, ''),
-	deleted_at, purged_at`
+	deleted_at, purged_at, records_rejected, coalesce(endpoints_unavailable, '')`
 
 func scanStatus(row pgx.Row) (StatusRow, error) {
 	var r StatusRow
 	err := row.Scan(&r.IntegrationID, &r.Tool, &r.Category, &r.KomboState, &r.SyncState, &r.FirstSyncFinished,
 		&r.LastSyncedAt, &r.SyncLag, &r.OldestWatermark, &r.LastFullPassAt, &r.EndpointsSynced, &r.FetchesRunning,
 		&r.FetchesRetrying, &r.FetchesFailed24h, &r.LastErrorEndpoint, &r.LastError, &r.LastErrorOutcome, &r.LastErrorAt,
-		&r.WebhooksUnsignaled, &r.Attention, &r.DeletedAt, &r.PurgedAt)
+		&r.WebhooksUnsignaled, &r.Attention, &r.DeletedAt, &r.PurgedAt,
+		&r.RecordsRejected, &r.EndpointsUnavailable)
 	return r, err
 }
 

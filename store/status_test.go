@@ -31,8 +31,8 @@ func TestIntegrationStatusViewSumsUpEachIntegration(t *testing.T) {
 		_, err := s.StartRun(ctx, store.Run{ID: id, IntegrationID: "personio:1", Endpoint: employees, Kind: store.KindDelta})
 		require.NoError(t, err)
 	}
-	require.NoError(t, s.FailRun(ctx, "r-failed", errors.New("403 AUTHENTICATION_INVALID"), true))
-	require.NoError(t, s.FailRun(ctx, "r-retrying", errors.New("500 UNKNOWN_ERROR"), false))
+	require.NoError(t, s.FailRun(ctx, "r-failed", "AuthFailed", errors.New("403 AUTHENTICATION_INVALID"), true))
+	require.NoError(t, s.FailRun(ctx, "r-retrying", "KomboUnavailable", errors.New("500 UNKNOWN_ERROR"), false))
 	require.NoError(t, s.SucceedRun(ctx, store.Run{ID: "r-ok", IntegrationID: "personio:1", Endpoint: employees, Kind: store.KindDelta}, nil))
 	_, err := s.InsertWebhookEvent(ctx, inboxEvent("unsignaled"), true)
 	require.NoError(t, err)
@@ -94,7 +94,7 @@ func TestStatusReads(t *testing.T) {
 		_, err = pool.Exec(ctx, `update kombo.fetch_runs set started_at = started_at - interval '1 hour' where id = 'old'`)
 		require.NoError(t, err)
 	}
-	require.NoError(t, s.FailRun(ctx, "g", errors.New("429 rate limited"), false))
+	require.NoError(t, s.FailRun(ctx, "g", "RateLimited", errors.New("429 rate limited"), false))
 	runs, err := s.LastRuns(ctx, "a:1")
 	require.NoError(t, err)
 	require.Len(t, runs, 2)

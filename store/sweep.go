@@ -21,6 +21,11 @@ type SweepResult struct {
 // there for a truncated list from Kombo that would wipe out a large share of the data.
 const sweepFloor = 5
 
+// emptying reports whether a sweep would mark every live row of the endpoint deleted: refused even
+// when confirmed. A list that suddenly comes back empty is far likelier a broken integration than
+// a company without employees, and a confirmation given for a partial sweep must not cover it.
+func emptying(missing, alive int) bool { return alive > 0 && missing == alive }
+
 // guarded reports whether a sweep of missing out of alive rows needs a confirmation.
 func guarded(missing, alive int, maxShare float64) bool {
 	if missing == 0 || float64(missing) <= maxShare*float64(alive) {
@@ -32,7 +37,8 @@ func guarded(missing, alive int, maxShare float64) bool {
 // Sweep runs after a full pass over an endpoint completed: every row of the endpoint that the
 // pass did not see is marked deleted (deleted_at, and a "deleted" change row with a null diff).
 // When that would delete more than maxShare of the rows still alive (and more than a handful, or
-// all of them), it refuses unless confirmed and changes nothing. A sweep happens once per run: a retry returns the recorded result.
+// all of them), it refuses unless confirmed and changes nothing; one that would mark every row
+// deleted is refused even when confirmed. A sweep happens once per run: a retry returns the recorded result.
 func (s *Store) Sweep(ctx context.Context, run Run, maxShare float64, confirmed bool) (SweepResult, error) {
 	var res SweepResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -65,9 +71,12 @@ func (s *Store) Sweep(ctx context.Context, run Run, maxShare float64, confirmed 
 		if err != nil {
 			return err
 		}
-		if !confirmed && guarded(res.Missing, res.Alive, maxShare) {
+		if emptying(res.Missing, res.Alive) || (!confirmed && guarded(res.Missing, res.Alive, maxShare)) {
 			res.Refused = true
-			_, err := tx.Exec(ctx, `update kombo.fetch_runs set sweep = 'refused' where id = $1`, run.ID)
+			// Nothing sweeps after a refusal: the ids the pass saw are of no further use.
+			_, err := tx.Exec(ctx, `
+				with r as (update kombo.fetch_runs set sweep = 'refused' where id = $1)
+				delete from kombo.full_pass_seen where run_id = $1`, run.ID)
 			return err
 		}
 		now := s.now()
@@ -89,7 +98,14 @@ func (s *Store) Sweep(ctx context.Context, run Run, maxShare float64, confirmed 
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `delete from kombo.full_pass_seen where run_id = $1`, run.ID)
+		if _, err := tx.Exec(ctx, `delete from kombo.full_pass_seen where run_id = $1`, run.ID); err != nil {
+			return err
+		}
+		// Rejected elements without an id that the complete pass no longer met are gone at Kombo.
+		_, err = tx.Exec(ctx, `
+			delete from kombo.rejected_records x using kombo.fetch_runs f
+			where f.id = $3 and x.integration_id = $1 and x.endpoint = $2 and x.last_seen_at < f.started_at`,
+			run.IntegrationID, run.Endpoint.String(), run.ID)
 		return err
 	})
 	if err != nil {

@@ -74,7 +74,9 @@ func TestSweepGuardRefusesALargeShareUntilConfirmed(t *testing.T) {
 	require.NoError(t, pool.QueryRow(t.Context(), `select count(*) from kombo.records where deleted_at is not null`).Scan(&deleted))
 	require.Zero(t, deleted, "a refused sweep changes nothing")
 
-	res, err = s.Sweep(t.Context(), run, 0.2, true)
+	// The operator confirms: a new pass, confirmed (a confirmation applies to the pass it is given for).
+	again := fullPass(t, s, "full-3", seq(0, 28))
+	res, err = s.Sweep(t.Context(), again, 0.2, true)
 	require.NoError(t, err)
 	require.Equal(t, 12, res.Swept)
 }
