@@ -46,4 +46,7 @@ type Settings struct {
 	SweepMaxShare float64
 	// DeletedRetention is how long a deleted integration's rows are kept before the purge.
 	DeletedRetention time.Duration
+	// StateProbeInterval is the first wait before the workflow of an integration Kombo paused
+	// asks Kombo for its state; it doubles up to an hour. One minute when zero.
+	StateProbeInterval time.Duration
 }

@@ -48,7 +48,8 @@ type ErrorDetails struct {
 // fail turns a pass's error into the activity's outcome: a typed result for a model the
 // integration does not offer, else an application error of the types above, retryable or not.
 // Application errors are returned unwrapped so their type, flag and delay reach the workflow.
-func (a *Activities) fail(ctx context.Context, run store.Run, err error) (FetchEndpointResult, error) {
+// lastAttempt ends the run as failed even for a retryable error: no retry follows.
+func (a *Activities) fail(ctx context.Context, run store.Run, err error, lastAttempt bool) (FetchEndpointResult, error) {
 	var apiErr *kombo.APIError
 	if errors.As(err, &apiErr) && apiErr.Class == kombo.ClassModelUnavailable {
 		if err := a.Store.FinishModelUnavailable(ctx, run, apiErr.Error()); err != nil {
@@ -58,7 +59,7 @@ func (a *Activities) fail(ctx context.Context, run store.Run, err error) (FetchE
 	}
 	appErr := classify(err)
 	var te *temporal.ApplicationError
-	final := errors.As(appErr, &te) && te.NonRetryable()
+	final := (errors.As(appErr, &te) && te.NonRetryable()) || lastAttempt
 	errType := ""
 	if te != nil {
 		errType = te.Type()

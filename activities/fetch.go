@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -29,6 +30,10 @@ type FetchEndpointInput struct {
 	// ChangedSince is when the workflow heard of the first change this delta fetches; a
 	// succeeded pass reports the time since as its sync lag. Nil for passes nobody waits on.
 	ChangedSince *time.Time
+	// MaxAttempts is the retry policy's bound, for a full pass: its last attempt that fails
+	// ends the run as failed (nothing resumes a full pass; the next one starts over). Zero: not
+	// known.
+	MaxAttempts int32
 }
 
 // FetchEndpointResult is what the pass did.
@@ -120,7 +125,8 @@ func (a *Activities) FetchEndpoint(ctx context.Context, in FetchEndpointInput) (
 		break
 	}
 	if err != nil {
-		return a.fail(ctx, run, err)
+		last := in.Kind == store.KindFull && in.MaxAttempts > 0 && activity.GetInfo(ctx).Attempt >= in.MaxAttempts
+		return a.fail(ctx, run, err, last)
 	}
 	if err := a.Store.SucceedRun(ctx, run, in.AdvanceWatermarkTo); err != nil {
 		return FetchEndpointResult{}, err
@@ -167,29 +173,24 @@ func (a *Activities) pass(ctx context.Context, run store.Run, params kombo.ListP
 			params.Cursor = page.Next
 		}
 	}()
-	// Heartbeat while waiting for a slow page too: silence means the worker died. The SDK
-	// throttles what it sends to the server, so the ticker may be brisk.
-	beat := time.NewTicker(heartbeatInterval(activity.GetInfo(ctx).HeartbeatTimeout))
-	defer beat.Stop()
-	for {
-		select {
-		case <-beat.C:
-			activity.RecordHeartbeat(ctx, progress)
-		case f, ok := <-pages:
-			if !ok {
-				return counts, ctx.Err()
-			}
-			if f.err != nil {
-				return counts, f.err
-			}
-			c, err := a.Store.ApplyPage(ctx, run, f.page, f.at)
-			if err != nil {
-				return counts, err
-			}
-			counts = counts.Add(c)
-			a.Metrics.page(run.Endpoint, run.Kind, c)
-			progress = FetchProgress{NextCursor: f.page.Next, Counts: counts}
-			activity.RecordHeartbeat(ctx, progress)
+	// Heartbeat while waiting for a slow page and while a page is written too: silence must
+	// mean the worker died. The SDK throttles what it sends to the server, so beating often is cheap.
+	var latest atomic.Pointer[FetchProgress]
+	latest.Store(&progress)
+	stop := heartbeatEvery(ctx, func() any { return *latest.Load() })
+	defer stop()
+	for f := range pages {
+		if f.err != nil {
+			return counts, f.err
 		}
+		c, err := a.Store.ApplyPage(ctx, run, f.page, f.at)
+		if err != nil {
+			return counts, err
+		}
+		counts = counts.Add(c)
+		a.Metrics.page(run.Endpoint, run.Kind, c)
+		latest.Store(&FetchProgress{NextCursor: f.page.Next, Counts: counts})
+		activity.RecordHeartbeat(ctx, *latest.Load())
 	}
+	return counts, ctx.Err()
 }

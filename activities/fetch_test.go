@@ -42,7 +42,7 @@ func newHarness(t testing.TB, emu *komboemu.Emulator, clk *komboemu.ManualClock,
 	pool, err := pgxpool.New(t.Context(), testenv.Database(t))
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	client, err := kombo.New(kombo.Options{BaseURL: baseURL, APIKey: "key", Timeout: 5 * time.Second})
+	client, err := kombo.New(kombo.Options{BaseURL: baseURL, APIKey: "key", Timeout: time.Minute})
 	require.NoError(t, err)
 	h := &harness{emu: emu, clk: clk, pool: pool, acts: &activities.Activities{Kombo: client, Store: store.New(pool)}}
 	h.suite.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
@@ -370,11 +370,11 @@ func TestBadInputIsRejected(t *testing.T) {
 	require.ErrorContains(t, err, "kind must be delta or full")
 }
 
-// heartbeatingWorkflow runs one FetchEndpoint attempt with a heartbeat timeout of 500 ms.
+// heartbeatingWorkflow runs one FetchEndpoint attempt with a heartbeat timeout of a second.
 func heartbeatingWorkflow(ctx workflow.Context, in activities.FetchEndpointInput) error {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute,
-		HeartbeatTimeout:    500 * time.Millisecond,
+		HeartbeatTimeout:    time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
 	var acts *activities.Activities
@@ -386,7 +386,7 @@ func heartbeatingWorkflow(ctx workflow.Context, in activities.FetchEndpointInput
 func TestASlowPageDoesNotTimeOutThePass(t *testing.T) {
 	t.Parallel()
 	h := setup(t, 300) // 2 pages
-	h.emu.SetFaults(komboemu.Faults{Latency: 1500 * time.Millisecond})
+	h.emu.SetFaults(komboemu.Faults{Latency: 3 * time.Second})
 	env := h.suite.NewTestWorkflowEnvironment()
 	env.SetTestTimeout(time.Minute)
 	env.RegisterWorkflow(heartbeatingWorkflow)

@@ -10,13 +10,15 @@ import (
 // heartbeating runs fn, one long statement say, heartbeating meanwhile: with a heartbeat timeout
 // on the activity, a dead worker is noticed within it, not at the (long) start-to-close timeout.
 func heartbeating[T any](ctx context.Context, fn func() (T, error)) (T, error) {
-	stop := heartbeatEvery(ctx)
+	stop := heartbeatEvery(ctx, nil)
 	defer stop()
 	return fn()
 }
 
-// heartbeatEvery heartbeats at heartbeatInterval until the returned stop is called.
-func heartbeatEvery(ctx context.Context) (stop func()) {
+// heartbeatEvery heartbeats at heartbeatInterval until the returned stop is called, with what
+// details returns (nothing when nil). It runs beside the work, so a page statement or a slow page
+// that takes longer than the heartbeat timeout is never mistaken for a dead worker.
+func heartbeatEvery(ctx context.Context, details func() any) (stop func()) {
 	done := make(chan struct{})
 	t := time.NewTicker(heartbeatInterval(activity.GetInfo(ctx).HeartbeatTimeout))
 	go func() {
@@ -26,7 +28,11 @@ func heartbeatEvery(ctx context.Context) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx)
+				if details != nil {
+					activity.RecordHeartbeat(ctx, details())
+				} else {
+					activity.RecordHeartbeat(ctx)
+				}
 			}
 		}
 	}()

@@ -21,6 +21,8 @@ type LoadIntegrationResult struct {
 	Integration store.Integration
 	// Watermarks: the updated_after of the next delta, by endpoint ("hris/employees").
 	Watermarks map[string]time.Time
+	// Rejected: how many records of each endpoint sit in kombo.rejected_records.
+	Rejected map[string]int
 }
 
 // LoadIntegration records the integration (creating its row on first sight) and returns the
@@ -37,7 +39,11 @@ func (a *Activities) LoadIntegration(ctx context.Context, in LoadIntegrationInpu
 	if err != nil {
 		return LoadIntegrationResult{}, err
 	}
-	out := LoadIntegrationResult{Settings: a.Settings, Integration: row, Watermarks: map[string]time.Time{}}
+	rejected, err := a.Store.RejectedByEndpoint(ctx, in.IntegrationID)
+	if err != nil {
+		return LoadIntegrationResult{}, err
+	}
+	out := LoadIntegrationResult{Settings: a.Settings, Integration: row, Watermarks: map[string]time.Time{}, Rejected: rejected}
 	for ep, w := range ws {
 		if w.UpdatedAfter != nil {
 			out.Watermarks[ep] = *w.UpdatedAfter

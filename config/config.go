@@ -41,6 +41,7 @@ const (
 	DefaultFetchHeartbeatTimeout = 30 * time.Second
 	DefaultSweepMaxShare         = 0.2
 	DefaultDeletedRetention      = 14 * 24 * time.Hour
+	DefaultStateProbeInterval    = time.Minute
 )
 
 // Event types that may trigger a delta fetch (KOMBO_TRIGGERS).
@@ -116,6 +117,9 @@ type Config struct {
 	SweepMaxShare float64
 	// DeletedRetention: how long a deleted integration's rows are kept.
 	DeletedRetention time.Duration
+	// StateProbeInterval: the first wait before a workflow whose integration Kombo paused asks
+	// Kombo for its state again; it doubles up to an hour.
+	StateProbeInterval time.Duration
 
 	MetricsListenAddr string
 
@@ -150,6 +154,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("fetch_heartbeat_timeout", c.FetchHeartbeatTimeout),
 		slog.Float64("sweep_max_share", c.SweepMaxShare),
 		slog.Duration("deleted_retention", c.DeletedRetention),
+		slog.Duration("state_probe_interval", c.StateProbeInterval),
 	)
 }
 
@@ -207,6 +212,7 @@ func Register(fs *flag.FlagSet, parts Part) *Config {
 		fs.DurationVar(&c.FetchHeartbeatTimeout, "fetch-heartbeat-timeout", DefaultFetchHeartbeatTimeout, "a fetch silent this long (its worker died) is retried from its last committed page (env FETCH_HEARTBEAT_TIMEOUT)")
 		fs.Float64Var(&c.SweepMaxShare, "sweep-max-share", DefaultSweepMaxShare, "largest share of an endpoint's rows a full pass marks deleted without confirmation (env SWEEP_MAX_SHARE)")
 		fs.DurationVar(&c.DeletedRetention, "deleted-retention", DefaultDeletedRetention, "how long a deleted integration's rows are kept before the purge (env DELETED_RETENTION)")
+		fs.DurationVar(&c.StateProbeInterval, "state-probe-interval", DefaultStateProbeInterval, "first wait before asking Kombo again for the state of an integration it paused; doubles up to an hour (env STATE_PROBE_INTERVAL)")
 	}
 	if parts&PartMetrics != 0 {
 		c.MetricsListenAddr = DefaultMetricsListenAddr
@@ -315,6 +321,9 @@ func (c *Config) Validate() error {
 		}
 		if c.SweepMaxShare < 0 || c.SweepMaxShare > 1 {
 			errs = append(errs, fmt.Errorf("SWEEP_MAX_SHARE must be between 0 and 1, not %g", c.SweepMaxShare))
+		}
+		if c.StateProbeInterval < time.Second || c.StateProbeInterval > time.Hour {
+			errs = append(errs, fmt.Errorf("STATE_PROBE_INTERVAL must be between 1s and 1h, not %s", c.StateProbeInterval))
 		}
 		if c.DeletedRetention < 0 {
 			errs = append(errs, fmt.Errorf("DELETED_RETENTION must not be negative, not %s", c.DeletedRetention))

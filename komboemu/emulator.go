@@ -113,6 +113,7 @@ func (e *Emulator) CreateIntegration(s IntegrationSpec) error {
 		}
 	}
 	i := newIntegration(s.ID, s.Tool, s.Category, s.Seed)
+	i.createdAt = e.now()
 	i.firstSyncPending = s.FirstSyncPending
 	i.legacyPending = s.LegacyPendingBody
 	if s.PendingStatus != 0 {
@@ -225,8 +226,20 @@ func (e *Emulator) SendConnectionFlowFailed(tool string, category kombo.Category
 // integration-state-changed. INVALID answers reads with INTEGRATION.AUTHENTICATION_INVALID,
 // INACTIVE with INTEGRATION.INACTIVE.
 func (e *Emulator) SetState(integrationID, state string) error {
+	return e.setState(integrationID, state, true)
+}
+
+// SetStateSilently changes the integration's state without a webhook: one Kombo sent and lost.
+func (e *Emulator) SetStateSilently(integrationID, state string) error {
+	return e.setState(integrationID, state, false)
+}
+
+func (e *Emulator) setState(integrationID, state string, notify bool) error {
 	return e.withIntegration(integrationID, func(i *integration) {
 		i.state = state
+		if !notify {
+			return
+		}
 		e.hooks.send(kombo.EventIntegrationStateChanged, map[string]any{
 			"integration_tool": i.tool, "integration_id": i.id, "integration_category": string(i.category), "end_user": endUserJSON(i.endUser),
 			"qa_status": "PASSED", "setup_status": "COMPLETED", "state": state, "updated_at": kombo.FormatTime(e.now()),

@@ -14,8 +14,9 @@ type integration struct {
 	tool     string
 	category kombo.Category
 	endUser  kombo.EndUser
-	state    string // ACTIVE, INVALID, INACTIVE
-	deleted  bool
+	state     string // ACTIVE, INVALID, INACTIVE
+	deleted   bool
+	createdAt time.Time
 
 	firstSyncPending bool
 	pendingStatus    int  // 409 (since 2026-05-19) or 503 (before)

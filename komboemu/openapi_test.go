@@ -253,3 +253,24 @@ func TestWebhookBodiesMatchTheOpenAPIDocument(t *testing.T) {
 		require.True(t, seen[typ], "no %s webhook was sent", typ)
 	}
 }
+
+// GET /integrations/{integration_id} answers as Kombo's document says, for every state, and
+// 404 PLATFORM.INTEGRATION_NOT_FOUND for an integration that is gone.
+func TestIntegrationAnswerMatchesTheOpenAPIDocument(t *testing.T) {
+	emu, srv, _ := start(t, komboemu.Options{})
+	require.NoError(t, emu.CreateIntegration(komboemu.IntegrationSpec{ID: "personio:state", Category: kombo.CategoryHRIS, Records: 1}))
+	sch := schemaAt(t, "/paths/~1integrations~1{integration_id}/get/responses/200/content/application~1json/schema")
+	for _, state := range []string{kombo.IntegrationInactive, kombo.IntegrationInvalid, kombo.IntegrationActive} {
+		require.NoError(t, emu.SetStateSilently("personio:state", state))
+		status, body := get(t, srv, "/v1/integrations/personio:state", "")
+		require.Equal(t, http.StatusOK, status, "%s", body)
+		validate(t, sch, body, "integration "+state)
+		var answer struct{ Data struct{ Status string } }
+		require.NoError(t, json.Unmarshal(body, &answer))
+		require.Equal(t, state, answer.Data.Status)
+	}
+	require.NoError(t, emu.DeleteIntegration("personio:state"))
+	status, body := get(t, srv, "/v1/integrations/personio:state", "")
+	require.Equal(t, http.StatusNotFound, status)
+	require.Contains(t, string(body), kombo.CodeIntegrationNotFound)
+}

@@ -21,6 +21,7 @@ import (
 func (e *Emulator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/{category}/{endpoint}", e.serveList)
+	mux.HandleFunc("GET /v1/integrations/{integration_id}", e.serveIntegration)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	e.controlRoutes(mux)
 	return mux

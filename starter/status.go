@@ -29,26 +29,28 @@ const (
 type statusReport struct {
 	Source string `json:"source"`
 	// Note says why Postgres answered instead of the workflow.
-	Note              string           `json:"note,omitempty"`
-	IntegrationID     string           `json:"integration_id"`
-	WorkflowID        string           `json:"workflow_id"`
-	Tool              string           `json:"tool,omitempty"`
-	Category          string           `json:"category,omitempty"`
-	State             string           `json:"state"`
-	KomboState        string           `json:"kombo_state,omitempty"`
-	FirstSyncFinished bool             `json:"first_sync_finished"`
-	PauseReason       string           `json:"pause_reason,omitempty"`
-	Attention         string           `json:"attention,omitempty"`
-	Pending           []string         `json:"pending"`
-	InFlight          []string         `json:"in_flight"`
-	Unavailable       []string         `json:"unavailable,omitempty"`
-	LastSyncedAt      *time.Time       `json:"last_synced_at,omitempty"`
-	LastError         string           `json:"last_error,omitempty"`
-	LastErrorAt       *time.Time       `json:"last_error_at,omitempty"`
-	NextWakeAt        *time.Time       `json:"next_wake_at,omitempty"`
-	NextWake          string           `json:"next_wake,omitempty"`
-	PurgeAt           *time.Time       `json:"purge_at,omitempty"`
-	Endpoints         []endpointStatus `json:"endpoints"`
+	Note              string   `json:"note,omitempty"`
+	IntegrationID     string   `json:"integration_id"`
+	WorkflowID        string   `json:"workflow_id"`
+	Tool              string   `json:"tool,omitempty"`
+	Category          string   `json:"category,omitempty"`
+	State             string   `json:"state"`
+	KomboState        string   `json:"kombo_state,omitempty"`
+	FirstSyncFinished bool     `json:"first_sync_finished"`
+	PauseReason       string   `json:"pause_reason,omitempty"`
+	Attention         string   `json:"attention,omitempty"`
+	Pending           []string `json:"pending"`
+	InFlight          []string `json:"in_flight"`
+	Unavailable       []string `json:"unavailable,omitempty"`
+	// RecordsRejected counts each endpoint's records set aside in kombo.rejected_records.
+	RecordsRejected map[string]int   `json:"records_rejected,omitempty"`
+	LastSyncedAt    *time.Time       `json:"last_synced_at,omitempty"`
+	LastError       string           `json:"last_error,omitempty"`
+	LastErrorAt     *time.Time       `json:"last_error_at,omitempty"`
+	NextWakeAt      *time.Time       `json:"next_wake_at,omitempty"`
+	NextWake        string           `json:"next_wake,omitempty"`
+	PurgeAt         *time.Time       `json:"purge_at,omitempty"`
+	Endpoints       []endpointStatus `json:"endpoints"`
 	// Postgres only.
 	WebhooksUnsignaled *int `json:"webhooks_unsignaled,omitempty"`
 	FetchesFailed24h   *int `json:"fetches_failed_24h,omitempty"`
@@ -129,7 +131,8 @@ func workflowStatus(id string, st workflows.Status, now time.Time) statusReport 
 		Tool: st.Tool, Category: st.Category, State: st.State, KomboState: st.KomboState, FirstSyncFinished: st.FirstSyncFinished,
 		PauseReason: st.PauseReason, Attention: st.Attention, Pending: st.Pending, InFlight: st.InFlight, Unavailable: st.Unavailable,
 		LastSyncedAt: st.LastSyncAt, LastError: st.LastError, LastErrorAt: st.LastErrorAt, NextWakeAt: st.NextWakeAt,
-		NextWake: st.NextWake, PurgeAt: st.PurgeAt, EventsThisRun: st.EventsThisRun, RoundsThisRun: st.RoundsThisRun, now: now}
+		NextWake: st.NextWake, PurgeAt: st.PurgeAt, EventsThisRun: st.EventsThisRun, RoundsThisRun: st.RoundsThisRun,
+		RecordsRejected: nonZero(st.Rejected), now: now}
 	for _, ep := range endpointNames(st.Watermarks, st.LastRuns) {
 		e := endpointStatus{Endpoint: ep}
 		if w, ok := st.Watermarks[ep]; ok {
@@ -139,7 +142,8 @@ func workflowStatus(id string, st workflows.Status, now time.Time) statusReport 
 			finished := run.FinishedAt
 			e.LastRun = &runStatus{Swept: run.Swept, EndpointRun: store.EndpointRun{ID: run.RunID, Kind: run.Kind, Outcome: run.Outcome,
 				StartedAt: run.StartedAt, FinishedAt: &finished, Counts: store.Counts{Pages: run.Pages, Fetched: run.Fetched,
-					Inserted: run.Inserted, Updated: run.Updated, Unchanged: run.Unchanged, Deleted: run.Deleted, Restored: run.Restored}}}
+					Inserted: run.Inserted, Updated: run.Updated, Unchanged: run.Unchanged, Deleted: run.Deleted, Restored: run.Restored,
+					Sanitized: run.Sanitized, Rejected: run.Rejected}}}
 		}
 		r.Endpoints = append(r.Endpoints, e)
 	}
@@ -166,11 +170,18 @@ func recordedStatus(ctx context.Context, cfg *config.Config, id string, now time
 	if err != nil {
 		return statusReport{}, err
 	}
+	rejected, err := st.RejectedByEndpoint(ctx, id)
+	if err != nil {
+		return statusReport{}, err
+	}
 	r := statusReport{Source: fromPostgres, IntegrationID: id, WorkflowID: workflows.IntegrationWorkflowID(id),
 		Tool: row.Tool, Category: row.Category, State: row.SyncState, KomboState: row.KomboState,
 		FirstSyncFinished: row.FirstSyncFinished, Attention: row.Attention, LastSyncedAt: row.LastSyncedAt,
 		LastError: row.LastError, LastErrorAt: row.LastErrorAt, WebhooksUnsignaled: &row.WebhooksUnsignaled,
-		FetchesFailed24h: &row.FetchesFailed24h, now: now}
+		FetchesFailed24h: &row.FetchesFailed24h, RecordsRejected: nonZero(rejected), now: now}
+	if row.EndpointsUnavailable != "" {
+		r.Unavailable = strings.Split(row.EndpointsUnavailable, ", ")
+	}
 	for _, ep := range endpointNames(marks, runs) {
 		e := endpointStatus{Endpoint: ep}
 		if w, ok := marks[ep]; ok && w.UpdatedAfter != nil {
@@ -242,6 +253,13 @@ func (r statusReport) text(w io.Writer) {
 	fmt.Fprintf(w, "  in flight:    %s\n", list(r.InFlight))
 	if len(r.Unavailable) > 0 {
 		fmt.Fprintf(w, "  unavailable:  %s\n", list(r.Unavailable))
+	}
+	if len(r.RecordsRejected) > 0 {
+		var parts []string
+		for _, ep := range slices.Sorted(maps.Keys(r.RecordsRejected)) {
+			parts = append(parts, fmt.Sprintf("%s %d", ep, r.RecordsRejected[ep]))
+		}
+		fmt.Fprintf(w, "  rejected:     %s (records set aside: kombo.rejected_records)\n", strings.Join(parts, ", "))
 	}
 	switch {
 	case r.NextWakeAt != nil:
@@ -353,4 +371,18 @@ func (l integrationList) text(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d integrations\n", len(l.Integrations))
+}
+
+// nonZero drops the endpoints with nothing rejected.
+func nonZero(m map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range m {
+		if v > 0 {
+			out[k] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

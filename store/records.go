@@ -265,3 +265,26 @@ func (s *Store) RejectedRecords(ctx context.Context, integrationID string, ep ko
 	}
 	return n, nil
 }
+
+// RejectedByEndpoint counts an integration's records in kombo.rejected_records, by endpoint.
+func (s *Store) RejectedByEndpoint(ctx context.Context, integrationID string) (map[string]int, error) {
+	rows, err := s.pool.Query(ctx, `select endpoint, count(*) from kombo.rejected_records where integration_id = $1 group by endpoint`,
+		integrationID)
+	if err != nil {
+		return nil, fmt.Errorf("count rejected records of %s: %w", integrationID, err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var ep string
+		var n int
+		if err := rows.Scan(&ep, &n); err != nil {
+			return nil, fmt.Errorf("count rejected records of %s: %w", integrationID, err)
+		}
+		out[ep] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count rejected records of %s: %w", integrationID, err)
+	}
+	return out, nil
+}

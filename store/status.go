@@ -99,7 +99,7 @@ type EndpointRun struct {
 func (s *Store) LastRuns(ctx context.Context, integrationID string) (map[string]EndpointRun, error) {
 	rows, err := s.pool.Query(ctx, `
 		select distinct on (endpoint) endpoint, id, kind, outcome, started_at, finished_at, pages, fetched,
-			inserted, updated, unchanged, deleted, restored, coalesce(error, '')
+			inserted, updated, unchanged, deleted, restored, sanitized, rejected, coalesce(error, '')
 		from kombo.fetch_runs where integration_id = $1
 		order by endpoint, started_at desc`, integrationID)
 	if err != nil {
@@ -111,7 +111,7 @@ func (s *Store) LastRuns(ctx context.Context, integrationID string) (map[string]
 		var ep string
 		var r EndpointRun
 		if err := rows.Scan(&ep, &r.ID, &r.Kind, &r.Outcome, &r.StartedAt, &r.FinishedAt, &r.Pages, &r.Fetched,
-			&r.Inserted, &r.Updated, &r.Unchanged, &r.Deleted, &r.Restored, &r.Error); err != nil {
+			&r.Inserted, &r.Updated, &r.Unchanged, &r.Deleted, &r.Restored, &r.Sanitized, &r.Rejected, &r.Error); err != nil {
 			return nil, fmt.Errorf("read last runs of %s: %w", integrationID, err)
 		}
 		out[ep] = r

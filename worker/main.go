@@ -57,10 +57,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	register(w, &activities.Activities{Kombo: kc, Store: store.New(b.Pool), Settings: activities.Settings{
 		Endpoints: cfg.Endpoints, Triggers: cfg.Triggers, DebounceQuiet: cfg.DebounceQuiet, DebounceMax: cfg.DebounceMax,
 		FetchOverlap: cfg.FetchOverlap, MaxParallelFetches: cfg.FetchParallelism, FetchHeartbeatTimeout: cfg.FetchHeartbeatTimeout,
-		SweepMaxShare: cfg.SweepMaxShare, DeletedRetention: cfg.DeletedRetention,
-	}, Metrics: metrics, Reconciler: func(ctx context.Context, ref store.IntegrationRef, reason string) error {
-		return workflows.SignalWithStart(ctx, tc, cfg.TaskQueue, ref.ID, ref.Tool, ref.Category,
-			workflows.SignalReconcile, workflows.ReconcileRequest{Reason: reason})
+		SweepMaxShare: cfg.SweepMaxShare, DeletedRetention: cfg.DeletedRetention, StateProbeInterval: cfg.StateProbeInterval,
+	}, Metrics: metrics, Reconciler: func(ctx context.Context, ref store.IntegrationRef, reason string, state activities.KomboState) error {
+		return workflows.ReconcileIntegration(ctx, tc, cfg.TaskQueue, ref, reason, state)
 	}})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)

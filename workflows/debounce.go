@@ -81,6 +81,9 @@ func (s *syncer) nextWake() (time.Time, string) {
 	if s.st.Deleted && s.st.PurgeAt != nil {
 		return *s.st.PurgeAt, "purge after retention"
 	}
+	if s.pausedByKombo() && s.st.ProbeAt != nil {
+		return *s.st.ProbeAt, "ask Kombo for the integration's state"
+	}
 	if s.st.Deleted || s.blocked() != "" || (len(s.st.Pending) == 0 && !s.st.ReconcileWanted) {
 		return time.Time{}, ""
 	}

@@ -129,6 +129,8 @@ func (s *syncer) fetchDone(ctx workflow.Context, call *fetchCall, f workflow.Fut
 			return
 		}
 		s.st.Unavailable = slices.DeleteFunc(s.st.Unavailable, func(e string) bool { return e == call.endpoint })
+		delete(s.st.DataErrors, call.endpoint)
+		s.st.Rejected[call.endpoint] = res.RejectedOpen
 		s.watermarks[call.endpoint] = call.advanceTo
 		s.st.LastSyncAt = &now
 		s.st.FirstSyncFinished, s.st.FirstSyncPending, s.st.FirstSyncAttempts = true, false, 0
@@ -137,13 +139,6 @@ func (s *syncer) fetchDone(ctx workflow.Context, call *fetchCall, f workflow.Fut
 		return
 	}
 
-	// The endpoint is fetched again once whatever stopped it has passed.
-	e, _ := kombo.LookupEndpoint(call.endpoint)
-	pendingSince := s.st.PendingSince
-	s.markDirty(ctx, []kombo.Endpoint{e}, true)
-	if pendingSince != nil {
-		s.st.PendingSince = pendingSince
-	}
 	s.st.LastError, s.st.LastErrorAt = fmt.Sprintf("fetch %s: %v", call.endpoint, rootMessage(err)), &now
 	var appErr *temporal.ApplicationError
 	isApp := errors.As(err, &appErr)
@@ -154,7 +149,23 @@ func (s *syncer) fetchDone(ctx workflow.Context, call *fetchCall, f workflow.Fut
 	if isApp {
 		errType = appErr.Type()
 	}
-	if s.blockOn(errType, now) {
+	if errType == activities.ErrDataError {
+		// The same data fails every attempt: the endpoint waits for its next change (an event
+		// naming it, sync-now, a full pass) with the error in the attention, and holds nothing
+		// else back: the integration's other endpoints go on.
+		s.st.DataErrors[call.endpoint] = rootMessage(err)
+		s.logger.Warn("fetch failed on data that fails every attempt; waiting for the endpoint's next change",
+			"endpoint", call.endpoint, "error", err)
+		return
+	}
+	// The endpoint is fetched again once whatever stopped it has passed.
+	e, _ := kombo.LookupEndpoint(call.endpoint)
+	pendingSince := s.st.PendingSince
+	s.markDirty(ctx, []kombo.Endpoint{e}, true)
+	if pendingSince != nil {
+		s.st.PendingSince = pendingSince
+	}
+	if s.blockOn(errType, now, call.run.StartedAt) {
 		if errType == activities.ErrFirstSyncPending {
 			s.st.LastError = "Kombo's first sync of the integration has not finished"
 		}
@@ -170,7 +181,10 @@ func (s *syncer) fetchDone(ctx workflow.Context, call *fetchCall, f workflow.Fut
 // that sync-finished ends early), invalid credentials (auth_failed until a success, resume or
 // ACTIVE) or an integration Kombo does not serve (paused). It only sets state; the event loop
 // does the waiting.
-func (s *syncer) blockOn(errType string, now time.Time) bool {
+//
+// startedAt is when the failed fetch started: an ACTIVE state applied after it is newer than
+// what the fetch saw, so an IntegrationUnavailable from it does not pause the integration.
+func (s *syncer) blockOn(errType string, now, startedAt time.Time) bool {
 	switch errType {
 	case activities.ErrFirstSyncPending:
 		s.st.FirstSyncPending = true
@@ -178,6 +192,9 @@ func (s *syncer) blockOn(errType string, now time.Time) bool {
 	case activities.ErrAuthFailed:
 		s.st.AuthFailed = true
 	case activities.ErrIntegrationUnavailable:
+		if s.st.KomboState == kombo.IntegrationActive && s.st.KomboStateSetAt != nil && s.st.KomboStateSetAt.After(startedAt) {
+			return false // retried after the back-off, on the newer state
+		}
 		s.st.KomboInactive = true
 		s.st.KomboState = firstNonEmpty(s.st.KomboState, "UNAVAILABLE")
 	default:
@@ -200,7 +217,7 @@ func (s *syncer) holdUntilRetry(now time.Time, minimum, maximum time.Duration, a
 func runSummary(runID, kind, outcome string, started, finished time.Time, c store.Counts) RunSummary {
 	return RunSummary{RunID: runID, Kind: kind, Outcome: outcome, StartedAt: started, FinishedAt: finished,
 		Pages: c.Pages, Fetched: c.Fetched, Inserted: c.Inserted, Updated: c.Updated, Unchanged: c.Unchanged,
-		Deleted: c.Deleted, Restored: c.Restored}
+		Deleted: c.Deleted, Restored: c.Restored, Sanitized: c.Sanitized, Rejected: c.Rejected}
 }
 
 // backoff is min·2ⁿ, capped.
@@ -236,6 +253,9 @@ func heartbeatOrDefault(d time.Duration) time.Duration {
 	return d
 }
 
+// fetchAttempts bounds the attempts of one FetchEndpoint.
+const fetchAttempts = 10
+
 // fetchOptions are FetchEndpoint's activity options, for deltas and full passes alike. The
 // activity heartbeats while it waits for a page too, so the heartbeat timeout only has to
 // outlast a dead worker's silence, not a slow page.
@@ -247,7 +267,7 @@ func fetchOptions(summary string, heartbeat time.Duration) workflow.ActivityOpti
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
 			MaximumInterval:    time.Minute,
-			MaximumAttempts:    10,
+			MaximumAttempts:    fetchAttempts,
 		},
 		Summary: summary,
 	}

@@ -40,6 +40,8 @@ type EndpointPass struct {
 	Watermark *time.Time
 	Error     string
 	ErrorType string // the activity's application error type
+	// RejectedOpen: the endpoint's records in kombo.rejected_records after the pass.
+	RejectedOpen int
 }
 
 // FullSyncResult is the full pass's result, per endpoint.
@@ -87,6 +89,7 @@ func fullPass(ctx workflow.Context, in FullSyncInput, ep string, start time.Time
 	var fetched activities.FetchEndpointResult
 	err := workflow.ExecuteActivity(actx, acts.FetchEndpoint, activities.FetchEndpointInput{
 		IntegrationID: in.IntegrationID, Endpoint: e, Kind: store.KindFull, RunID: out.RunID, AdvanceWatermarkTo: &advanceTo,
+		MaxAttempts: fetchAttempts,
 	}).Get(ctx, &fetched)
 	if err != nil {
 		out.Outcome, out.Error = store.OutcomeFailed, rootMessage(err)
@@ -96,7 +99,7 @@ func fullPass(ctx workflow.Context, in FullSyncInput, ep string, start time.Time
 		}
 		return out
 	}
-	out.Outcome, out.Counts = fetched.Outcome, fetched.Counts
+	out.Outcome, out.Counts, out.RejectedOpen = fetched.Outcome, fetched.Counts, fetched.RejectedOpen
 	if fetched.Outcome != store.OutcomeSucceeded {
 		return out // the integration does not offer this model: nothing to sweep
 	}
@@ -171,11 +174,18 @@ func (s *syncer) fullSyncDone(ctx workflow.Context, call *fullSyncCall, f workfl
 			s.watermarks[p.Endpoint] = *p.Watermark
 		}
 		switch {
+		case p.ErrorType == activities.ErrDataError:
+			s.st.DataErrors[p.Endpoint] = p.Error
+		case p.Outcome == store.OutcomeSucceeded && p.Error == "":
+			delete(s.st.DataErrors, p.Endpoint)
+			s.st.Rejected[p.Endpoint] = p.RejectedOpen
+		}
+		switch {
 		case p.SweepRefused:
 			refused = append(refused, fmt.Sprintf("%s would mark %d of %d rows deleted", p.Endpoint, p.Missing, p.Alive))
 		case p.Outcome == store.OutcomeFailed || p.Error != "":
 			failed = append(failed, p.Endpoint+": "+p.Error)
-			s.blockOn(p.ErrorType, now)
+			s.blockOn(p.ErrorType, now, res.StartedAt)
 		}
 	}
 	s.st.Attention = ""

@@ -96,6 +96,21 @@ type CarriedState struct {
 	Deleted   bool
 	DeletedAt *time.Time
 	PurgeAt   *time.Time
+
+	// KomboStateUpdatedAt is Kombo's updated_at of the integration state applied last (older
+	// ones change nothing); KomboStateSetAt is when the workflow applied it.
+	KomboStateUpdatedAt *time.Time
+	KomboStateSetAt     *time.Time
+	// ProbeAt: while Kombo's state pauses the integration, when the workflow asks Kombo next
+	// (GET /integrations/{id}); ProbeAttempts counts the answers that were not ACTIVE.
+	ProbeAt       *time.Time
+	ProbeAttempts int
+	LastProbeAt   *time.Time
+	// DataErrors are endpoints whose last pass failed on data that fails every attempt
+	// (DataError), with the error; such an endpoint waits for its next change.
+	DataErrors map[string]string
+	// Rejected counts each endpoint's records set aside in kombo.rejected_records.
+	Rejected map[string]int
 }
 
 // OpenRun is an unfinished pass kept for resumption.
@@ -126,7 +141,8 @@ func IntegrationSync(ctx workflow.Context, in IntegrationSyncInput) error {
 //   - fullsync.go: the full pass, as a FullSync child workflow (and that workflow itself);
 //   - status.go and publish.go: the status query, search attributes, the UI's current
 //     details and the kombo.integrations row;
-//   - deletion.go: an integration Kombo deleted, and the purge of its rows.
+//   - deletion.go: an integration Kombo deleted, and the purge of its rows;
+//   - probe.go: asking Kombo for its state while Kombo's state pauses the integration.
 type syncer struct {
 	id       string
 	st       *CarriedState // carried into the next run
@@ -145,6 +161,7 @@ type syncer struct {
 	eventsThisRun int
 	rounds        int
 	unknownModels map[string]bool
+	probing       bool // the kombo-state-probe version: see probe.go
 
 	published struct { // what search attributes and Postgres last heard
 		state      string
@@ -180,6 +197,9 @@ func newSyncer(ctx workflow.Context, in IntegrationSyncInput) (*syncer, error) {
 	if s.st.LastRuns == nil {
 		s.st.LastRuns = map[string]RunSummary{}
 	}
+	if s.st.DataErrors == nil {
+		s.st.DataErrors = map[string]string{}
+	}
 
 	// Settings, the integration's row and its watermarks, once per run: Postgres is the durable
 	// truth, and a new run picks up the worker's current configuration.
@@ -198,6 +218,14 @@ func newSyncer(ctx workflow.Context, in IntegrationSyncInput) (*syncer, error) {
 	if s.watermarks == nil {
 		s.watermarks = map[string]time.Time{}
 	}
+	if loaded.Rejected != nil {
+		s.st.Rejected = loaded.Rejected // Postgres is the truth of what is set aside
+	}
+	if s.st.Rejected == nil {
+		s.st.Rejected = map[string]int{}
+	}
+	// Version 1: while Kombo's state pauses the integration, ask Kombo on a timer.
+	s.probing = workflow.GetVersion(ctx, "kombo-state-probe", workflow.DefaultVersion, 1) == 1
 	row := loaded.Integration
 	s.st.Tool = firstNonEmpty(s.st.Tool, row.Tool)
 	s.st.Category = firstNonEmpty(s.st.Category, row.Category)
@@ -235,6 +263,7 @@ func (s *syncer) run(ctx workflow.Context) error {
 		if done, err := s.purgeIfDue(ctx); done || err != nil {
 			return err
 		}
+		s.probeIfDue(ctx)
 		s.launchDue(ctx)
 		s.publish(ctx)
 		if s.wantContinueAsNew(ctx) && len(s.inflight) == 0 && s.child == nil {

@@ -104,8 +104,8 @@ func (s *syncer) details(state string) string {
 	if s.st.LastError != "" {
 		b.WriteString(fmt.Sprintf("- last error: %s\n", s.st.LastError))
 	}
-	if s.st.Attention != "" {
-		b.WriteString(fmt.Sprintf("- **needs an operator**: %s\n", s.st.Attention))
+	if a := s.attention(); a != "" {
+		b.WriteString(fmt.Sprintf("- **needs an operator**: %s\n", a))
 	}
 	return b.String()
 }

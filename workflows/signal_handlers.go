@@ -35,6 +35,7 @@ func (s *syncer) receiveEvent(ctx workflow.Context, c workflow.ReceiveChannel) {
 	triggers := s.settings.Triggers
 	switch ev.Type {
 	case kombo.EventDataChanged:
+		s.scheduleProbe(workflow.Now(ctx), true) // evidence of life: a paused integration checks at once
 		if !slices.Contains(triggers, kombo.EventDataChanged) {
 			return
 		}
@@ -55,6 +56,7 @@ func (s *syncer) receiveEvent(ctx workflow.Context, c workflow.ReceiveChannel) {
 				s.st.RetryAt = nil // the first-sync wait ends now
 			}
 			s.st.FirstSyncFinished, s.st.FirstSyncPending, s.st.AuthFailed = true, false, false
+			s.scheduleProbe(now, true) // evidence of life
 			if slices.Contains(triggers, kombo.EventSyncFinished) {
 				s.markDirty(ctx, s.configured(), false)
 			}
@@ -68,13 +70,23 @@ func (s *syncer) receiveEvent(ctx workflow.Context, c workflow.ReceiveChannel) {
 			s.markDirty(ctx, s.configured(), false)
 		}
 	case kombo.EventIntegrationStateChanged:
-		s.st.KomboState = ev.IntegrationState
+		if ev.StateUpdatedAt != nil && s.st.KomboStateUpdatedAt != nil && !ev.StateUpdatedAt.After(*s.st.KomboStateUpdatedAt) {
+			// Delivered late (a retry, the relay): a newer state was applied already.
+			s.logger.Info("integration state older than the one applied; ignored", "state", ev.IntegrationState, "event_id", ev.ID)
+			return
+		}
+		now := workflow.Now(ctx)
+		s.st.KomboState, s.st.KomboStateSetAt = ev.IntegrationState, &now
+		if ev.StateUpdatedAt != nil {
+			s.st.KomboStateUpdatedAt = ev.StateUpdatedAt
+		}
 		switch ev.IntegrationState {
 		case kombo.IntegrationActive:
 			s.st.KomboInactive, s.st.AuthFailed = false, false
 		case kombo.IntegrationInvalid, kombo.IntegrationInactive:
 			s.st.KomboInactive = true
 		}
+		s.scheduleProbe(now, false)
 	case kombo.EventIntegrationCreated:
 		// Tool and category are recorded above; backfill follows from the missing watermarks.
 	case kombo.EventIntegrationDeleted:
@@ -131,6 +143,13 @@ func (s *syncer) receiveReconcile(ctx workflow.Context, c workflow.ReceiveChanne
 		return
 	}
 	s.st.ReconcileWanted = true
-	s.st.ConfirmSweep = s.st.ConfirmSweep || req.ConfirmSweep
+	// A confirmation applies to the pass it was given for: this request's. A later request
+	// without it replaces it, and one that cannot start now is dropped, not kept for whatever
+	// pass comes next.
+	s.st.ConfirmSweep = req.ConfirmSweep
+	if why := s.blocked(); req.ConfirmSweep && why != "" {
+		s.st.ConfirmSweep = false
+		s.logger.Warn("sweep confirmation dropped: no full pass can start now; confirm again once it runs", "why", why)
+	}
 	s.logger.Info("reconcile requested", "confirm_sweep", req.ConfirmSweep, "reason", req.Reason)
 }

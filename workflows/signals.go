@@ -19,6 +19,9 @@ type KomboEvent struct {
 	ChangedModels    []string // data-changed: the changed models' names
 	SyncState        string   // sync-finished: Kombo's sync_state
 	IntegrationState string   // integration-state-changed: ACTIVE, INVALID, INACTIVE
+	// StateUpdatedAt is the integration-state-changed's data.updated_at: a state older than the
+	// one applied last changes nothing (Kombo and the relay may deliver them out of order).
+	StateUpdatedAt *time.Time
 }
 
 // EventFromWebhook turns a parsed webhook into its signal. ok is false for events that concern
@@ -44,7 +47,7 @@ func EventFromWebhook(ev kombo.Event, receivedAt time.Time) (KomboEvent, bool) {
 	case *kombo.IntegrationDeleted:
 		out.Tool, out.Category = p.Tool, p.Category
 	case *kombo.IntegrationStateChanged:
-		out.Tool, out.Category, out.IntegrationState = p.IntegrationTool, p.IntegrationCategory, p.State
+		out.Tool, out.Category, out.IntegrationState, out.StateUpdatedAt = p.IntegrationTool, p.IntegrationCategory, p.State, p.UpdatedAt
 	default:
 		return KomboEvent{}, false
 	}

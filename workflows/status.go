@@ -1,9 +1,13 @@
 package workflows
 
 import (
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
+
+	"go.temporal.io/sdk/workflow"
 )
 
 // Sync states (the KomboSyncState search attribute, docs/ARCHITECTURE.md section 3).
@@ -32,6 +36,8 @@ type RunSummary struct {
 	Unchanged  int
 	Deleted    int
 	Restored   int
+	Sanitized  int // stored with text Postgres cannot hold replaced
+	Rejected   int // set aside in kombo.rejected_records
 	Swept      int // full pass: rows marked deleted because Kombo no longer returned them
 }
 
@@ -59,9 +65,12 @@ type Status struct {
 	EventsThisRun     int
 	RoundsThisRun     int
 	LastFullSyncAt    *time.Time
-	// Attention says why an operator is needed (a refused sweep).
+	// Attention says why an operator is needed: a refused sweep, records set aside, pages that
+	// cannot be stored, endpoints Kombo does not serve; empty when all is well.
 	Attention string
-	PurgeAt   *time.Time // a deleted integration's rows go then
+	// Rejected counts each endpoint's records in kombo.rejected_records.
+	Rejected map[string]int
+	PurgeAt  *time.Time // a deleted integration's rows go then
 }
 
 // state is the KomboSyncState the workflow is in.
@@ -93,7 +102,8 @@ func (s *syncer) status() Status {
 		PauseReason: s.st.PauseReason, Pending: slices.Clone(s.st.Pending), Unavailable: slices.Clone(s.st.Unavailable),
 		Watermarks: maps.Clone(s.watermarks), LastRuns: maps.Clone(s.st.LastRuns), LastSyncAt: s.st.LastSyncAt,
 		LastError: s.st.LastError, LastErrorAt: s.st.LastErrorAt, EventsThisRun: s.eventsThisRun, RoundsThisRun: s.rounds,
-		LastFullSyncAt: s.st.LastFullSyncAt, Attention: s.st.Attention, PurgeAt: s.st.PurgeAt,
+		LastFullSyncAt: s.st.LastFullSyncAt, Attention: s.attention(), PurgeAt: s.st.PurgeAt,
+		Rejected: maps.Clone(s.st.Rejected),
 	}
 	for _, c := range s.inflight {
 		st.InFlight = append(st.InFlight, c.endpoint)
@@ -105,4 +115,25 @@ func (s *syncer) status() Status {
 		st.NextWakeAt, st.NextWake = &at, why
 	}
 	return st
+}
+
+// attention is everything an operator should look at, in one line: what st.Attention says (a
+// refused sweep), and the endpoints that sync only in part or not at all.
+func (s *syncer) attention() string {
+	var parts []string
+	if s.st.Attention != "" {
+		parts = append(parts, s.st.Attention)
+	}
+	for _, ep := range workflow.DeterministicKeys(s.st.DataErrors) {
+		parts = append(parts, fmt.Sprintf("%s: a page cannot be stored (%s); it is fetched again on its next change", ep, s.st.DataErrors[ep]))
+	}
+	for _, ep := range workflow.DeterministicKeys(s.st.Rejected) {
+		if n := s.st.Rejected[ep]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s: %d records rejected (see kombo.rejected_records)", ep, n))
+		}
+	}
+	if len(s.st.Unavailable) > 0 {
+		parts = append(parts, "not served by Kombo: "+strings.Join(s.st.Unavailable, ", "))
+	}
+	return strings.Join(parts, "; ")
 }
