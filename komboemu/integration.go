@@ -10,10 +10,10 @@ import (
 
 // integration is one emulated Kombo integration with its data.
 type integration struct {
-	id       string
-	tool     string
-	category kombo.Category
-	endUser  kombo.EndUser
+	id        string
+	tool      string
+	category  kombo.Category
+	endUser   kombo.EndUser
 	state     string // ACTIVE, INVALID, INACTIVE
 	deleted   bool
 	createdAt time.Time
