@@ -202,6 +202,25 @@ func TestRecordedHistoriesCoverEveryPath(t *testing.T) {
 			s := strings.Join(r.signals(t), ",")
 			return isSync(r) && strings.Contains(s, workflows.SignalPause) && strings.Contains(s, workflows.SignalResume)
 		}},
+		{"paused by Kombo, resumed by asking Kombo (the state probe)", func(r recorded) bool {
+			for _, res := range r.completedActivities(t, "CheckIntegration", nil) {
+				var c activities.CheckIntegrationResult
+				decode(t, res.Payloads[0], &c)
+				if c.State == kombo.IntegrationActive {
+					return isSync(r)
+				}
+			}
+			return false
+		}},
+		{"a page that fails every attempt (DataError) holds only its endpoint", func(r recorded) bool {
+			for _, e := range r.events {
+				if a := e.GetActivityTaskFailedEventAttributes(); a != nil &&
+					a.Failure.GetApplicationFailureInfo().GetType() == activities.ErrDataError {
+					return isSync(r)
+				}
+			}
+			return false
+		}},
 		{"paused by integration-state-changed", func(r recorded) bool {
 			return isSync(r) && strings.Contains(strings.Join(r.signals(t), ","), kombo.EventIntegrationStateChanged)
 		}},

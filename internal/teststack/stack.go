@@ -179,11 +179,14 @@ func (s *Stack) Diff(t testing.TB, integrationID string, ep kombo.Endpoint) stri
 		}
 	}
 	for _, tr := range truth {
+		if tr.Broken {
+			continue // not a record kombosync can take: in kombo.rejected_records, not here
+		}
 		r, ok := stored[tr.ID]
 		if !ok {
 			return fmt.Sprintf("%s: record %s missing", ep, tr.ID)
 		}
-		if !JSONEqual(r.data, tr.Data) {
+		if !JSONEqual(r.data, kombo.Sanitize(tr.Data)) { // stored as kombosync's sanitising rule makes it
 			return fmt.Sprintf("%s: record %s differs", ep, tr.ID)
 		}
 		if r.deleted != (tr.RemoteDeletedAt != nil) {
