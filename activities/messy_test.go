@@ -114,10 +114,9 @@ func TestAPageThatCannotBeReadFailsTheRunOnce(t *testing.T) {
 	require.Zero(t, n)
 }
 
-// A page of 250 records with a 300 KB free-text field each (75 MB) is synced. What one such page
-// costs in memory is BenchmarkHugePage's figure.
-func TestAPageOfHugeRecordsIsSynced(t *testing.T) {
-	t.Parallel()
+// hugePage is a harness whose employees are one page of 250 records with a 300 KB field each.
+func hugePage(t testing.TB) *harness {
+	t.Helper()
 	h := setup(t, 250)
 	truth, err := h.emu.Truth("personio:t", employees)
 	require.NoError(t, err)
@@ -125,6 +124,14 @@ func TestAPageOfHugeRecordsIsSynced(t *testing.T) {
 		_, err := h.emu.Make("personio:t", employees, r.ID, komboemu.MessHuge)
 		require.NoError(t, err)
 	}
+	return h
+}
+
+// A page of 250 records with a 300 KB free-text field each (75 MB) is synced. What one such page
+// costs in memory is BenchmarkHugePage's figure.
+func TestAPageOfHugeRecordsIsSynced(t *testing.T) {
+	t.Parallel()
+	h := hugePage(t)
 	res, err := h.fetch(t, input(employees, "huge", nil))
 	require.NoError(t, err)
 	require.Equal(t, 250, res.Counts.Inserted)
@@ -136,13 +143,7 @@ func TestAPageOfHugeRecordsIsSynced(t *testing.T) {
 // BenchmarkHugePage: the Go heap one page of 250 × 300 KB records costs the worker (allocated
 // bytes per page, and the heap in use at its peak), decode and write included.
 func BenchmarkHugePage(b *testing.B) {
-	h := setup(b, 250)
-	truth, err := h.emu.Truth("personio:t", employees)
-	require.NoError(b, err)
-	for _, r := range truth {
-		_, err := h.emu.Make("personio:t", employees, r.ID, komboemu.MessHuge)
-		require.NoError(b, err)
-	}
+	h := hugePage(b)
 	var peak uint64
 	done := make(chan struct{})
 	go func() {

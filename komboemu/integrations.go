@@ -11,15 +11,7 @@ import (
 // state ("status") and setup status, its tool and end user; 404 PLATFORM.INTEGRATION_NOT_FOUND
 // for one that does not exist or was deleted.
 func (e *Emulator) serveIntegration(w http.ResponseWriter, r *http.Request) {
-	e.mu.Lock()
-	body, apiErr := e.integrationAnswer(r)
-	e.mu.Unlock()
-	if apiErr != nil {
-		apiErr.write(w)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(body)
+	e.answer(w, r, e.integrationAnswer)
 }
 
 func (e *Emulator) integrationAnswer(r *http.Request) ([]byte, *apiError) {

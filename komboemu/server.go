@@ -130,8 +130,14 @@ func (e *Emulator) serveList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	e.answer(w, r, e.list)
+}
+
+// answer writes what answer (called with e.mu held) makes of the request: the JSON body, or the
+// error in Kombo's envelope.
+func (e *Emulator) answer(w http.ResponseWriter, r *http.Request, answer func(*http.Request) ([]byte, *apiError)) {
 	e.mu.Lock()
-	body, apiErr := e.list(r)
+	body, apiErr := answer(r)
 	e.mu.Unlock()
 	if apiErr != nil {
 		apiErr.write(w)

@@ -76,6 +76,16 @@ func (r recorded) completedActivities(t *testing.T, activityType string, summary
 	return out
 }
 
+// activityFailedWith: an activity of the history failed with that application error type.
+func (r recorded) activityFailedWith(errType string) bool {
+	for _, e := range r.events {
+		if a := e.GetActivityTaskFailedEventAttributes(); a != nil && a.Failure.GetApplicationFailureInfo().GetType() == errType {
+			return true
+		}
+	}
+	return false
+}
+
 // timers reports, per timer summary, how the timers ended: "fired" or "canceled".
 func (r recorded) timerEnds(t *testing.T, summary string) (fired, canceled int) {
 	for _, e := range r.events {
@@ -190,13 +200,7 @@ func TestRecordedHistoriesCoverEveryPath(t *testing.T) {
 			return isSync(r) && canceled > 0 && strings.Contains(strings.Join(r.signals(t), ","), kombo.EventSyncFinished)
 		}},
 		{"auth failure found by a fetch", func(r recorded) bool {
-			for _, e := range r.events {
-				if a := e.GetActivityTaskFailedEventAttributes(); a != nil &&
-					a.Failure.GetApplicationFailureInfo().GetType() == activities.ErrAuthFailed {
-					return isSync(r)
-				}
-			}
-			return false
+			return isSync(r) && r.activityFailedWith(activities.ErrAuthFailed)
 		}},
 		{"paused and resumed by an operator", func(r recorded) bool {
 			s := strings.Join(r.signals(t), ",")
@@ -213,13 +217,7 @@ func TestRecordedHistoriesCoverEveryPath(t *testing.T) {
 			return false
 		}},
 		{"a page that fails every attempt (DataError) holds only its endpoint", func(r recorded) bool {
-			for _, e := range r.events {
-				if a := e.GetActivityTaskFailedEventAttributes(); a != nil &&
-					a.Failure.GetApplicationFailureInfo().GetType() == activities.ErrDataError {
-					return isSync(r)
-				}
-			}
-			return false
+			return isSync(r) && r.activityFailedWith(activities.ErrDataError)
 		}},
 		{"paused by integration-state-changed", func(r recorded) bool {
 			return isSync(r) && strings.Contains(strings.Join(r.signals(t), ","), kombo.EventIntegrationStateChanged)
