@@ -45,8 +45,8 @@ func TestALostActiveWebhookCostsAtMostTheProbeInterval(t *testing.T) {
 	before := st.EventsThisRun
 	body, _ := json.Marshal(map[string]any{"id": "late-inactive", "type": kombo.EventIntegrationStateChanged, "data": map[string]any{
 		"integration_id": id, "integration_tool": "personio", "integration_category": "HRIS",
-		"end_user":       map[string]any{"organization_name": "Org", "creator_email": nil, "origin_id": nil},
-		"qa_status":      "PASSED", "setup_status": "COMPLETED", "state": kombo.IntegrationInactive,
+		"end_user":  map[string]any{"organization_name": "Org", "creator_email": nil, "origin_id": nil},
+		"qa_status": "PASSED", "setup_status": "COMPLETED", "state": kombo.IntegrationInactive,
 		"updated_at": kombo.FormatTime(time.Now().Add(-time.Hour))}})
 	code, answer := s.PostWebhook(t, body)
 	require.Equal(t, http.StatusOK, code, answer)
@@ -75,7 +75,9 @@ func TestAnUnreadablePageHoldsOnlyItsEndpoint(t *testing.T) {
 	const id = "personio:e2e-data-error"
 	employees := kombo.Endpoint{Category: kombo.CategoryHRIS, Name: "employees"}
 	require.NoError(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 20, Seed: 13, Notify: true}))
-	synced := func() string { return s.Diff(t, id, employees) + s.Diff(t, id, kombo.Endpoint{Category: kombo.CategoryHRIS, Name: "employments"}) }
+	synced := func() string {
+		return s.Diff(t, id, employees) + s.Diff(t, id, kombo.Endpoint{Category: kombo.CategoryHRIS, Name: "employments"})
+	}
 	teststack.Eventually(t, time.Minute, synced)
 	s.WaitState(t, id, workflows.StateIdle, time.Minute)
 
