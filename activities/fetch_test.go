@@ -370,11 +370,11 @@ func TestBadInputIsRejected(t *testing.T) {
 	require.ErrorContains(t, err, "kind must be delta or full")
 }
 
-// heartbeatingWorkflow runs one FetchEndpoint attempt with a heartbeat timeout of a second.
+// heartbeatingWorkflow runs one FetchEndpoint attempt with a heartbeat timeout of two seconds.
 func heartbeatingWorkflow(ctx workflow.Context, in activities.FetchEndpointInput) error {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute,
-		HeartbeatTimeout:    time.Second,
+		HeartbeatTimeout:    2 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 	})
 	var acts *activities.Activities
@@ -386,7 +386,7 @@ func heartbeatingWorkflow(ctx workflow.Context, in activities.FetchEndpointInput
 func TestASlowPageDoesNotTimeOutThePass(t *testing.T) {
 	t.Parallel()
 	h := setup(t, 300) // 2 pages
-	h.emu.SetFaults(komboemu.Faults{Latency: 3 * time.Second})
+	h.emu.SetFaults(komboemu.Faults{Latency: 5 * time.Second}) // 2.5 heartbeat timeouts a page
 	env := h.suite.NewTestWorkflowEnvironment()
 	env.SetTestTimeout(time.Minute)
 	env.RegisterWorkflow(heartbeatingWorkflow)

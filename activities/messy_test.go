@@ -130,7 +130,7 @@ func hugePage(t testing.TB) *harness {
 // A page of 250 records with a 300 KB free-text field each (75 MB) is synced. What one such page
 // costs in memory is BenchmarkHugePage's figure.
 func TestAPageOfHugeRecordsIsSynced(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its gigabyte of allocation would starve the timing of the others.
 	h := hugePage(t)
 	res, err := h.fetch(t, input(employees, "huge", nil))
 	require.NoError(t, err)

@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -51,7 +52,15 @@ func (s *stack) finish(t *testing.T, integrationID, name string) {
 	t.Helper()
 	id := workflows.IntegrationWorkflowID(integrationID)
 	require.NoError(t, s.Temporal.CancelWorkflow(t.Context(), id, ""))
-	err := s.Temporal.GetWorkflow(t.Context(), id, "").Get(t.Context(), nil)
+	// Bounded: a workflow that never closes (a failing workflow task) fails the test, with the
+	// worker's log, instead of hanging it.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	err := s.Temporal.GetWorkflow(ctx, id, "").Get(ctx, nil)
+	if ctx.Err() != nil {
+		d, derr := s.Temporal.DescribeWorkflowExecution(t.Context(), id, "")
+		t.Fatalf("%s did not close within 2 minutes of its cancellation: %v (describe: %v, %v)", id, err, d, derr)
+	}
 	require.ErrorAs(t, err, new(*temporal.CanceledError))
 	s.recordHistory(t, id, "", name)
 }

@@ -198,6 +198,8 @@ func requireEndpointSynced(t *testing.T, st statusJSON, endpoint string, minFetc
 		}
 		require.NotNil(t, e.Watermark, endpoint)
 		require.NotNil(t, e.LagSeconds, endpoint)
+		require.Less(t, *e.LagSeconds, 60.0,
+			"%s: the lag counts from the last successful pass's start, not from the watermark two minutes before it", endpoint)
 		require.NotNil(t, e.LastRun, endpoint)
 		require.Equal(t, "succeeded", e.LastRun.Outcome, endpoint)
 		require.GreaterOrEqual(t, e.LastRun.Fetched, minFetched, endpoint)

@@ -61,12 +61,15 @@ type statusReport struct {
 	now time.Time
 }
 
-// endpointStatus is one endpoint's watermark, its lag and its last run.
+// endpointStatus is one endpoint's lag, watermark and last run. The lag is the time since its
+// last successful pass began (what "how far behind" means: anything changed since may not be
+// here yet); the watermark, that start minus FETCH_OVERLAP, is the next delta's updated_after.
 type endpointStatus struct {
-	Endpoint   string     `json:"endpoint"`
-	Watermark  *time.Time `json:"watermark,omitempty"`
-	LagSeconds *float64   `json:"lag_seconds,omitempty"`
-	LastRun    *runStatus `json:"last_run,omitempty"`
+	Endpoint      string     `json:"endpoint"`
+	PassStartedAt *time.Time `json:"last_pass_started_at,omitempty"`
+	LagSeconds    *float64   `json:"lag_seconds,omitempty"`
+	Watermark     *time.Time `json:"watermark,omitempty"`
+	LastRun       *runStatus `json:"last_run,omitempty"`
 }
 
 // runStatus is an endpoint's last run: what Postgres records of it, and a full pass's sweep count
@@ -136,7 +139,8 @@ func workflowStatus(id string, st workflows.Status, now time.Time) statusReport 
 	for _, ep := range endpointNames(st.Watermarks, st.LastRuns) {
 		e := endpointStatus{Endpoint: ep}
 		if w, ok := st.Watermarks[ep]; ok {
-			e.Watermark, e.LagSeconds = &w, lagSeconds(&w, now)
+			began := w.Add(st.FetchOverlap)
+			e.Watermark, e.PassStartedAt, e.LagSeconds = &w, &began, lagSeconds(&began, now)
 		}
 		if run, ok := st.LastRuns[ep]; ok {
 			finished := run.FinishedAt
@@ -174,6 +178,10 @@ func recordedStatus(ctx context.Context, cfg *config.Config, id string, now time
 	if err != nil {
 		return statusReport{}, err
 	}
+	began, err := st.LastSucceededPassStarts(ctx, id)
+	if err != nil {
+		return statusReport{}, err
+	}
 	r := statusReport{Source: fromPostgres, IntegrationID: id, WorkflowID: workflows.IntegrationWorkflowID(id),
 		Tool: row.Tool, Category: row.Category, State: row.SyncState, KomboState: row.KomboState,
 		FirstSyncFinished: row.FirstSyncFinished, Attention: row.Attention, LastSyncedAt: row.LastSyncedAt,
@@ -185,7 +193,10 @@ func recordedStatus(ctx context.Context, cfg *config.Config, id string, now time
 	for _, ep := range endpointNames(marks, runs) {
 		e := endpointStatus{Endpoint: ep}
 		if w, ok := marks[ep]; ok && w.UpdatedAfter != nil {
-			e.Watermark, e.LagSeconds = w.UpdatedAfter, lagSeconds(w.UpdatedAfter, now)
+			e.Watermark = w.UpdatedAfter
+		}
+		if b, ok := began[ep]; ok {
+			e.PassStartedAt, e.LagSeconds = &b, lagSeconds(&b, now)
 		}
 		if run, ok := runs[ep]; ok {
 			e.LastRun = &runStatus{EndpointRun: run}
@@ -288,11 +299,13 @@ func (r statusReport) text(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  ENDPOINT\tWATERMARK\tLAG\tLAST RUN\tPAGES\tFETCHED\t+NEW\t~UPD\t=SAME\t-DEL")
+	fmt.Fprintln(tw, "  ENDPOINT\tLAG\tWATERMARK\tLAST RUN\tPAGES\tFETCHED\t+NEW\t~UPD\t=SAME\t-DEL")
 	for _, e := range r.Endpoints {
 		mark, lag := "-", "-"
 		if e.Watermark != nil {
 			mark = e.Watermark.UTC().Format(time.RFC3339)
+		}
+		if e.LagSeconds != nil {
 			lag = (time.Duration(*e.LagSeconds) * time.Second).String()
 		}
 		run := "-"
@@ -301,7 +314,7 @@ func (r statusReport) text(w io.Writer) {
 			run = e.LastRun.Kind + " " + e.LastRun.Outcome + ", " + r.ago(&e.LastRun.StartedAt)
 			c = e.LastRun.Counts
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", e.Endpoint, mark, lag, run,
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", e.Endpoint, lag, mark, run,
 			c.Pages, c.Fetched, c.Inserted, c.Updated, c.Unchanged, c.Deleted)
 	}
 	tw.Flush()

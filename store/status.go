@@ -121,3 +121,25 @@ func (s *Store) LastRuns(ctx context.Context, integrationID string) (map[string]
 	}
 	return out, nil
 }
+
+// LastSucceededPassStarts is when each endpoint's last successful pass began, by endpoint.
+func (s *Store) LastSucceededPassStarts(ctx context.Context, integrationID string) (map[string]time.Time, error) {
+	rows, err := s.pool.Query(ctx, `
+		select distinct on (endpoint) endpoint, started_at from kombo.fetch_runs
+		where integration_id = $1 and outcome = 'succeeded'
+		order by endpoint, started_at desc`, integrationID)
+	if err != nil {
+		return nil, fmt.Errorf("read last passes of %s: %w", integrationID, err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var ep string
+		var at time.Time
+		if err := rows.Scan(&ep, &at); err != nil {
+			return nil, fmt.Errorf("read last passes of %s: %w", integrationID, err)
+		}
+		out[ep] = at
+	}
+	return out, rows.Err()
+}

@@ -159,6 +159,47 @@ func (r recorded) burst(t *testing.T) bool {
 	return false
 }
 
+// version says whether the run recorded that GetVersion change id (at a version above the default).
+func (r recorded) version(changeID string) bool {
+	for _, e := range r.events {
+		if a := e.GetMarkerRecordedEventAttributes(); a != nil && a.MarkerName == "Version" {
+			for _, p := range a.Details {
+				for _, pl := range p.Payloads {
+					if strings.Contains(string(pl.Data), changeID) {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
+// leadingEdge: a run of the leading-edge version in which a data-changed was fetched with no
+// debounce timer started in between.
+func (r recorded) leadingEdge(t *testing.T) bool {
+	if !r.version("leading-edge") {
+		return false
+	}
+	waiting := false
+	for _, e := range r.events {
+		if a := e.GetWorkflowExecutionSignaledEventAttributes(); a != nil && a.SignalName == workflows.SignalKomboEvent {
+			var ev workflows.KomboEvent
+			decode(t, a.Input.Payloads[0], &ev)
+			waiting = waiting || ev.Type == kombo.EventDataChanged
+		}
+		if a := e.GetTimerStartedEventAttributes(); a != nil && summaryOf(t, e) == "debounce" {
+			waiting = false
+		}
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil && a.ActivityType.GetName() == "FetchEndpoint" {
+			if waiting {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (r recorded) sweeps(t *testing.T) []store.SweepResult {
 	var out []store.SweepResult
 	for _, p := range r.completedActivities(t, "SweepEndpoint", nil) {
@@ -187,6 +228,9 @@ func TestRecordedHistoriesCoverEveryPath(t *testing.T) {
 	}{
 		{"delta fetch", func(r recorded) bool {
 			return isSync(r) && len(r.completedActivities(t, "FetchEndpoint", delta)) > 0
+		}},
+		{"leading edge: a data-changed fetched at once, no quiet window", func(r recorded) bool {
+			return isSync(r) && r.leadingEdge(t)
 		}},
 		{"debounced burst: several data-changed, one round after the quiet window", func(r recorded) bool {
 			return isSync(r) && r.burst(t)

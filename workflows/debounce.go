@@ -20,12 +20,12 @@ func (s *syncer) backfill(ctx workflow.Context) {
 		}
 	}
 	if len(eps) > 0 {
-		s.markDirty(ctx, eps, false)
+		s.markDirty(ctx, eps, s.leadingEdge && s.quiet(workflow.Now(ctx))) // a new integration starts at once
 	}
 }
 
 // markDirty adds endpoints to the pending set and (re)arms the debounce deadline; now skips
-// the quiet window (sync-now).
+// the quiet window (sync-now, the leading edge).
 func (s *syncer) markDirty(ctx workflow.Context, eps []kombo.Endpoint, now bool) {
 	if len(eps) == 0 {
 		return
@@ -44,7 +44,20 @@ func (s *syncer) markDirty(ctx workflow.Context, eps []kombo.Endpoint, now bool)
 	if now {
 		quiet = t
 	}
+	if s.leadingEdge && s.st.QuietUntil != nil && !s.st.QuietUntil.After(t) {
+		quiet = *s.st.QuietUntil // already due: these endpoints join the round about to start
+	}
 	s.st.QuietUntil = &quiet
+}
+
+// quiet says that nothing runs or waits and no data-changed came for the quiet window: one now
+// is fetched at once (the leading edge). Kombo already coalesces data-changed (the first at once,
+// then at most one per 30 s per integration), so a quiet window of our own would only delay every
+// isolated change; events of a burst, or that arrive while a round runs or waits, are gathered
+// into one trailing round, after the quiet window and within DEBOUNCE_MAX, as before.
+func (s *syncer) quiet(now time.Time) bool {
+	return len(s.inflight) == 0 && s.child == nil && len(s.st.Pending) == 0 &&
+		(s.st.LastChangeAt == nil || now.Sub(*s.st.LastChangeAt) >= s.settings.DebounceQuiet)
 }
 
 func (s *syncer) sortPending() {
@@ -105,7 +118,10 @@ func (s *syncer) nextWake() (time.Time, string) {
 // window costs no timer commands, and a timer that fires early is followed by one for the rest.
 func (s *syncer) armTimer(ctx workflow.Context, sel workflow.Selector) {
 	at, why := s.nextWake()
-	if at.IsZero() {
+	if at.IsZero() || ctx.Err() != nil {
+		// Cancelled: a timer on the cancelled context would be ready at once, picked before
+		// ctx.Done, and armed again, for ever: the workflow spun and never closed (found by e2e
+		// when a cancellation met a fetch finishing with a retry due).
 		s.cancelTimer()
 		return
 	}

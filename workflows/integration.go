@@ -111,6 +111,9 @@ type CarriedState struct {
 	DataErrors map[string]string
 	// Rejected counts each endpoint's records set aside in kombo.rejected_records.
 	Rejected map[string]int
+	// LastChangeAt is when the last data-changed arrived: the integration is quiet (a new one
+	// is fetched at once) only when none came for the quiet window.
+	LastChangeAt *time.Time
 }
 
 // OpenRun is an unfinished pass kept for resumption.
@@ -162,6 +165,7 @@ type syncer struct {
 	rounds        int
 	unknownModels map[string]bool
 	probing       bool // the kombo-state-probe version: see probe.go
+	leadingEdge   bool // the leading-edge version: see debounce.go
 
 	published struct { // what search attributes and Postgres last heard
 		state      string
@@ -226,6 +230,8 @@ func newSyncer(ctx workflow.Context, in IntegrationSyncInput) (*syncer, error) {
 	}
 	// Version 1: while Kombo's state pauses the integration, ask Kombo on a timer.
 	s.probing = workflow.GetVersion(ctx, "kombo-state-probe", workflow.DefaultVersion, 1) == 1
+	// Version 1: an idle integration fetches a data-changed at once (see debounce.go).
+	s.leadingEdge = workflow.GetVersion(ctx, "leading-edge", workflow.DefaultVersion, 1) == 1
 	row := loaded.Integration
 	s.st.Tool = firstNonEmpty(s.st.Tool, row.Tool)
 	s.st.Category = firstNonEmpty(s.st.Category, row.Category)

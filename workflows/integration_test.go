@@ -171,7 +171,16 @@ func endpointsOf(fs []fetch) []string {
 	return out
 }
 
-func TestBurstOfEventsBecomesOneRound(t *testing.T) {
+func TestAnIsolatedChangeIsFetchedAtOnce(t *testing.T) {
+	h := newHarness(t)
+	h.dataChanged(time.Second, "ev", "hris_employees")
+	h.requireCancelled(time.Minute)
+	fs := h.fetched()
+	require.Len(t, fs, 1)
+	require.Equal(t, time.Second, fs[0].at, "no quiet window: fetched as the event arrives")
+}
+
+func TestBurstBecomesALeadingAndATrailingRound(t *testing.T) {
 	h := newHarness(t)
 	for i := range 40 { // 40 events, 100 ms apart: never 5 s quiet until the last
 		h.dataChanged(time.Second+time.Duration(i)*100*time.Millisecond, "ev"+string(rune('A'+i)), "hris_employees")
@@ -183,15 +192,30 @@ func TestBurstOfEventsBecomesOneRound(t *testing.T) {
 	h.requireCancelled(5 * time.Minute)
 
 	fs := h.fetched()
-	require.Len(t, fs, 1, "one fetch for the whole burst")
+	require.Len(t, fs, 2, "one leading and one trailing round for the whole burst")
+	require.Equal(t, time.Second, fs[0].at, "the first event is fetched at once")
 	last := time.Second + 39*100*time.Millisecond
-	require.Equal(t, last+5*time.Second, fs[0].at, "fetched once the quiet window after the last event passed")
+	require.Equal(t, last+5*time.Second, fs[1].at, "the rest once the quiet window after the last event passed")
 	require.Equal(t, store.KindDelta, fs[0].in.Kind)
 	require.NotNil(t, fs[0].in.UpdatedAfter)
 	require.Equal(t, h.loaded.Watermarks["hris/employees"], *fs[0].in.UpdatedAfter, "the stored watermark is passed in")
 	started := h.start.Add(fs[0].at)
 	require.Equal(t, started.Add(-2*time.Minute), *fs[0].in.AdvanceWatermarkTo,
 		"the next watermark is the fetch's start (workflow time) minus the overlap")
+	require.Equal(t, *fs[0].in.AdvanceWatermarkTo, *fs[1].in.UpdatedAfter, "the trailing round starts where the leading one began")
+}
+
+// Runs recorded before the leading edge (version leading-edge absent) keep the quiet window.
+func TestTheQuietWindowVersionStillDebouncesEveryEvent(t *testing.T) {
+	h := newHarness(t)
+	h.env.OnGetVersion("leading-edge", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	for i := range 40 {
+		h.dataChanged(time.Second+time.Duration(i)*100*time.Millisecond, "ev"+string(rune('A'+i)), "hris_employees")
+	}
+	h.requireCancelled(5 * time.Minute)
+	fs := h.fetched()
+	require.Len(t, fs, 1, "one fetch for the whole burst")
+	require.Equal(t, time.Second+39*100*time.Millisecond+5*time.Second, fs[0].at)
 }
 
 func TestDuplicateEventsAreDroppedAndNextDeltaUsesTheNewWatermark(t *testing.T) {
@@ -203,8 +227,8 @@ func TestDuplicateEventsAreDroppedAndNextDeltaUsesTheNewWatermark(t *testing.T) 
 
 	fs := h.fetched()
 	require.Len(t, fs, 2)
-	require.Equal(t, 6*time.Second, fs[0].at)
-	require.Equal(t, 2*time.Minute+5*time.Second, fs[1].at)
+	require.Equal(t, time.Second, fs[0].at)
+	require.Equal(t, 2*time.Minute, fs[1].at)
 	require.Equal(t, *fs[0].in.AdvanceWatermarkTo, *fs[1].in.UpdatedAfter, "the second delta starts where the first began")
 	require.NotEqual(t, fs[0].in.RunID, fs[1].in.RunID)
 }
@@ -217,10 +241,11 @@ func TestMaximumDelayCapsASteadyStream(t *testing.T) {
 	h.requireCancelled(10 * time.Minute)
 
 	fs := h.fetched()
-	require.GreaterOrEqual(t, len(fs), 2)
-	require.Equal(t, 61*time.Second, fs[0].at, "the first fetch waits no longer than DEBOUNCE_MAX after the first event")
-	require.LessOrEqual(t, fs[1].at-fs[0].at, 61*time.Second, "and the next no longer than that after the first event it covers")
-	require.LessOrEqual(t, len(fs), 3, "a stream of 40 events makes a handful of rounds, not 40")
+	require.GreaterOrEqual(t, len(fs), 3)
+	require.Equal(t, time.Second, fs[0].at, "the first event is fetched at once")
+	require.Equal(t, 64*time.Second, fs[1].at, "the next no later than DEBOUNCE_MAX after the first event it covers (4 s)")
+	require.LessOrEqual(t, fs[2].at-fs[1].at, 61*time.Second, "and so on")
+	require.LessOrEqual(t, len(fs), 4, "a stream of 40 events makes a handful of rounds, not 40")
 }
 
 func TestChangedModelsMapToConfiguredEndpoints(t *testing.T) {
@@ -282,7 +307,7 @@ func TestFirstSyncWaitEndsByTimer(t *testing.T) {
 	h.status(10*time.Second, func(st workflows.Status) {
 		require.Equal(t, workflows.StateWaitingFirstSync, st.State)
 		require.Equal(t, "waiting for first sync", st.NextWake)
-		require.Equal(t, h.start.Add(5*time.Second+30*time.Second), *st.NextWakeAt)
+		require.Equal(t, h.start.Add(30*time.Second), *st.NextWakeAt, "the backfill started at once, then 30 s")
 	})
 	h.status(2*time.Minute, func(st workflows.Status) {
 		require.Equal(t, workflows.StateIdle, st.State)
@@ -293,8 +318,8 @@ func TestFirstSyncWaitEndsByTimer(t *testing.T) {
 
 	fs := h.fetched()
 	require.Len(t, fs, 3)
-	require.Equal(t, []time.Duration{5 * time.Second, 35 * time.Second, 95 * time.Second},
-		[]time.Duration{fs[0].at, fs[1].at, fs[2].at}, "backoff 30 s, then 60 s")
+	require.Equal(t, []time.Duration{0, 30 * time.Second, 90 * time.Second},
+		[]time.Duration{fs[0].at, fs[1].at, fs[2].at}, "the backfill at once, then backoff 30 s, then 60 s")
 }
 
 func TestFirstSyncWaitEndsBySyncFinished(t *testing.T) {
@@ -471,7 +496,7 @@ func TestContinueAsNewCarriesStateAndLosesNoSignal(t *testing.T) {
 	require.NotNil(t, next.Carried)
 	require.Equal(t, []string{"hris/employees", "hris/employments", "hris/absences"}, next.Carried.Pending)
 	require.True(t, next.Carried.OperatorPaused)
-	require.Equal(t, h.start.Add(5*time.Second), *next.Carried.QuietUntil, "the open debounce deadline, as an absolute time")
+	require.Equal(t, h.start, *next.Carried.QuietUntil, "the open deadline (due at once: the leading edge), as an absolute time")
 	require.Equal(t, []string{"a", "b"}, next.Carried.RecentIDs, "and the ids that drop redeliveries")
 	require.Empty(t, h.fetched(), "no fetch starts once continue-as-new is due")
 }
@@ -505,10 +530,10 @@ func TestRoundsAreBoundedPerRun(t *testing.T) {
 func TestFullPassAndDeltasNeverRunAtOnce(t *testing.T) {
 	h := newHarness(t)
 	h.fetchMock.After(10 * time.Second)              // every fetch takes ten seconds
-	h.dataChanged(time.Second, "a", "hris_absences") // a delta starts at 6 s, ends at 16 s
+	h.dataChanged(time.Second, "a", "hris_absences") // a delta starts at once, 1 s → 11 s
 	h.signal(7*time.Second, workflows.SignalReconcile, workflows.ReconcileRequest{Reason: "test"})
 	h.dataChanged(8*time.Second, "b", "hris_employees") // arrives while the delta runs
-	h.status(20*time.Second, func(st workflows.Status) {
+	h.status(15*time.Second, func(st workflows.Status) {
 		require.Equal(t, workflows.StateReconciling, st.State)
 		require.Equal(t, []string{"hris/employees"}, st.Pending, "the burst waits for the full pass")
 	})
@@ -526,12 +551,12 @@ func TestFullPassAndDeltasNeverRunAtOnce(t *testing.T) {
 	require.Len(t, full, 4, "every configured endpoint of the category")
 	require.Len(t, delta, 2)
 	// With After, the harness sees each call when it finishes, ten seconds after it started.
-	require.Equal(t, 16*time.Second, delta[0].at, "the first delta runs 6 s → 16 s")
+	require.Equal(t, 11*time.Second, delta[0].at, "the first delta runs 1 s → 11 s")
 	for _, f := range full {
-		require.Equal(t, 26*time.Second, f.at, "the full pass waits for the running delta: 16 s → 26 s")
+		require.Equal(t, 21*time.Second, f.at, "the full pass waits for the running delta: 11 s → 21 s")
 		require.Nil(t, f.in.UpdatedAfter)
 	}
-	require.Equal(t, 36*time.Second, delta[1].at, "the waiting delta runs after the full pass: 26 s → 36 s")
+	require.Equal(t, 31*time.Second, delta[1].at, "the waiting delta runs after the full pass: 21 s → 31 s")
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	require.Len(t, h.sweeps, 4, "each completed endpoint is swept")

@@ -39,13 +39,18 @@ func (s *syncer) receiveEvent(ctx workflow.Context, c workflow.ReceiveChannel) {
 		if !slices.Contains(triggers, kombo.EventDataChanged) {
 			return
 		}
+		now := workflow.Now(ctx)
+		leading := s.leadingEdge && s.quiet(now)
+		if s.leadingEdge {
+			s.st.LastChangeAt = &now
+		}
 		for _, m := range ev.ChangedModels {
 			eps, known := kombo.DirtiedEndpoints(m, s.configured())
 			if !known && !s.unknownModels[m] {
 				s.unknownModels[m] = true
 				s.logger.Warn("unknown model in data-changed; fetching every endpoint of its category", "model", m)
 			}
-			s.markDirty(ctx, eps, false)
+			s.markDirty(ctx, eps, leading)
 		}
 	case kombo.EventSyncFinished:
 		now := workflow.Now(ctx)

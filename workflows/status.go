@@ -70,7 +70,10 @@ type Status struct {
 	Attention string
 	// Rejected counts each endpoint's records in kombo.rejected_records.
 	Rejected map[string]int
-	PurgeAt  *time.Time // a deleted integration's rows go then
+	// FetchOverlap is subtracted from a pass's start to make its watermark: a watermark plus it
+	// is when the endpoint's last successful pass began.
+	FetchOverlap time.Duration
+	PurgeAt      *time.Time // a deleted integration's rows go then
 }
 
 // state is the KomboSyncState the workflow is in.
@@ -103,7 +106,7 @@ func (s *syncer) status() Status {
 		Watermarks: maps.Clone(s.watermarks), LastRuns: maps.Clone(s.st.LastRuns), LastSyncAt: s.st.LastSyncAt,
 		LastError: s.st.LastError, LastErrorAt: s.st.LastErrorAt, EventsThisRun: s.eventsThisRun, RoundsThisRun: s.rounds,
 		LastFullSyncAt: s.st.LastFullSyncAt, Attention: s.attention(), PurgeAt: s.st.PurgeAt,
-		Rejected: maps.Clone(s.st.Rejected),
+		Rejected: maps.Clone(s.st.Rejected), FetchOverlap: s.settings.FetchOverlap,
 	}
 	for _, c := range s.inflight {
 		st.InFlight = append(st.InFlight, c.endpoint)
