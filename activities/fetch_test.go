@@ -385,7 +385,7 @@ func heartbeatingWorkflow(ctx workflow.Context, in activities.FetchEndpointInput
 // waits, so only a dead worker's silence does (FETCH_HEARTBEAT_TIMEOUT).
 func TestASlowPageDoesNotTimeOutThePass(t *testing.T) {
 	t.Parallel()
-	h := setup(t, 300) // 2 pages
+	h := setup(t, 300)                                         // 2 pages
 	h.emu.SetFaults(komboemu.Faults{Latency: 5 * time.Second}) // 2.5 heartbeat timeouts a page
 	env := h.suite.NewTestWorkflowEnvironment()
 	env.SetTestTimeout(time.Minute)
