@@ -83,7 +83,7 @@ func TestStarterOperatesTheRunningStack(t *testing.T) {
 	out = s.Starter(t, "integration", "status", id)
 	require.Contains(t, out, "the workflow kombo-integration:personio:e2e-operator (live)")
 	require.Regexp(t, `state:\s+idle \(Kombo: ACTIVE, first sync finished\)`, out)
-	require.Regexp(t, `(?m)^\s+hris/employees\s+\d{4}-\d\d-\d\dT\S+\s+\S+\s+(delta|full) succeeded`, out)
+	require.Regexp(t, `(?m)^\s+hris/employees\s+\S+\s+\d{4}-\d\d-\d\dT\S+\s+(delta|full) succeeded`, out)
 	var st statusJSON
 	s.StarterJSON(t, &st, "integration", "status", id)
 	require.Equal(t, "workflow", st.Source)
