@@ -140,7 +140,7 @@ const (
 )
 
 // 6. Freshness: from the data-changed webhook reaching the gateway to the changed rows committed,
-// with the default quiet window.
+// for isolated changes (the leading edge: no quiet window), with the default settings.
 func benchFreshness(t *testing.T) {
 	s := newStack(t, stackOptions{worker: true})
 	ctx := t.Context()
@@ -159,15 +159,22 @@ func benchFreshness(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range freshRounds {
+			for k := range freshRounds {
+				began := time.Now()
 				d, err := s.oneChange(ctx, id)
 				if err != nil {
 					errs <- err
 					return
 				}
+				if d > time.Second {
+					t.Logf("slow change: %s, change %d: %s", id, k, d)
+				}
 				mu.Lock()
 				fresh = append(fresh, d)
 				mu.Unlock()
+				// Isolated: the next change comes after the quiet window (Kombo itself sends at
+				// most one data-changed per 30 s per integration).
+				time.Sleep(time.Until(began.Add(freshQuiet + 2*time.Second))) // pacing the load, not waiting for a result
 			}
 		}()
 	}
@@ -178,14 +185,48 @@ func benchFreshness(t *testing.T) {
 	}
 	slices.Sort(fresh)
 	p50, p95 := fresh[len(fresh)/2], fresh[len(fresh)*95/100]
-	quiet := 5 * time.Second
-	record(figure{N: 6, Title: "Freshness: webhook at the gateway → changed rows committed",
+	record(figure{N: 6, Title: "Freshness: webhook at the gateway → changed rows committed (isolated changes)",
 		Result: fmt.Sprintf("p50 %s, p95 %s, max %s over %d changes", sec(p50), sec(p95), sec(fresh[len(fresh)-1]), len(fresh)),
-		Goal:   "p95 < quiet window (5 s) + 1 s", Met: p95 < quiet+time.Second,
+		Goal:   "p95 ≤ 1 s", Met: p95 <= time.Second,
 		Note: fmt.Sprintf("%d HRIS integrations in parallel, each changed %d times (3 employees updated per change, the next change "+
-			"once the last landed), the built gateway and worker with the default settings (`DEBOUNCE_QUIET` 5 s). From the "+
+			"once the last landed and the quiet window and 2 s more passed since it was made, as Kombo's own coalescing spaces them), the built gateway and worker "+
+			"with the default settings. An isolated change is fetched on the leading edge, without the quiet window. From the "+
 			"inbox's `received_at` of the change's webhook to the `recorded_at` of its last change row (both Postgres clocks).",
 			freshIntegrations, freshRounds)})
+	benchBurst(t, s)
+}
+
+// freshQuiet is the worker's default DEBOUNCE_QUIET, which the freshness stack runs with.
+const freshQuiet = 5 * time.Second
+
+// 9. A burst: 100 data-changed webhooks for one integration in 10 s (posted to the gateway
+// directly, as a Kombo without its coalescing would send them) become how many fetch rounds.
+func benchBurst(t *testing.T, s *stack) {
+	const id, webhooks = "personio:burst", 100
+	must(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 50, Seed: 99, Notify: true}))
+	teststack.Eventually(t, 3*time.Minute, func() string { return s.notIdle(t, []string{id}) })
+	time.Sleep(freshQuiet) // the backfill's events are past the quiet window: the burst starts on a quiet integration
+	var began time.Time
+	must(t, s.Pool.QueryRow(t.Context(), `select now()`).Scan(&began))
+	for k := range webhooks {
+		body, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("burst-%d", k), "type": kombo.EventDataChanged, "data": map[string]any{
+			"integration_id": id, "integration_tool": "personio", "integration_category": "HRIS",
+			"changed_models": []map[string]string{{"name": "hris_employees"}}}})
+		if code, answer := s.PostWebhook(t, body); code != http.StatusOK {
+			t.Fatalf("burst webhook %d: %d %v", k, code, answer)
+		}
+		time.Sleep(100 * time.Millisecond) // the burst's pace: 100 webhooks in 10 s
+	}
+	time.Sleep(freshQuiet) // the trailing round's quiet window
+	teststack.Eventually(t, time.Minute, func() string { return s.notIdle(t, []string{id}) })
+	rounds := s.Count(t, `select count(*) from kombo.fetch_runs where integration_id = $1 and endpoint = 'hris/employees'
+		and kind = 'delta' and started_at >= $2`, id, began)
+	record(figure{N: 9, Title: "A burst of 100 data-changed webhooks in 10 s for one integration",
+		Result: fmt.Sprintf("%d fetch rounds of `hris/employees`", rounds),
+		Goal:   "≤ 3 rounds", Met: rounds <= 3,
+		Note: "Signed webhooks posted to the gateway every 100 ms (Kombo would coalesce them to one per 30 s; this is the worst " +
+			"case of a sender that does not), the default `DEBOUNCE_QUIET` 5 s and `DEBOUNCE_MAX` 60 s. The first is fetched at " +
+			"once (the leading edge), the rest wait for the quiet window after the last and make one trailing round."})
 }
 
 func sec(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
