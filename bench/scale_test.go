@@ -128,7 +128,7 @@ func benchScale(t *testing.T) {
 			"webhook for every change (each integration changes once a minute, below Kombo's 30 s coalescing). Backfilling the %s "+
 			"integrations took %s first. \"Busy\" is the number of `IntegrationSync` workflows debouncing or syncing "+
 			"(`KomboSyncState` in visibility), sampled every 30 s: %s. In a steady state it is the arrival rate times the "+
-			"time each change keeps its workflow busy (the 5 s quiet window and the fetch): 1,000/min × ≈5.2 s ≈ 87; flat "+
+			"time each change keeps its workflow busy: since the leading edge only the fetch round (≈0.15 s; 1,000/min × 0.15 s ≈ 2.5), before it the 5 s quiet window too (≈87 busy); flat "+
 			"means the worker keeps up. \"Differing\" compares every stored employee with the "+
 			"emulator's truth after the drain. The lag is `kombosync_sync_lag_seconds` from the worker, estimated from its buckets. "+
 			"Events per round from the histories of %d of the workflows before and after the load.",
