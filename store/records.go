@@ -129,30 +129,18 @@ func (s *Store) ApplyPage(ctx context.Context, run Run, page *kombo.Page, fetche
 			b.Queue(`insert into kombo.full_pass_seen (run_id, id) select $1, unnest($2::text[]) on conflict do nothing`, run.ID, ids)
 		}
 		queueRejected(b, run, page.Rejected, ids, fetchedAt)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return err
-		}
+		// The first chunk (a whole ordinary page) goes in the same round trip; the chunks of a
+		// huge page follow one statement each.
+		var runs int
 		for k, part := range chunks {
-			n := len(part)
-			pid, remoteIDs, data := make([]string, n), make([]*string, n), make([]string, n)
-			changedAt, deletedAt := make([]time.Time, n), make([]*time.Time, n)
-			for i, r := range part {
-				pid[i], data[i], changedAt[i], deletedAt[i] = r.ID, string(r.Raw), r.ChangedAt, r.RemoteDeletedAt
-				if r.RemoteID != "" {
-					remoteIDs[i] = &r.RemoteID
-				}
-			}
 			// The page's own numbers go with its first statement; duplicates dropped by dedupe
 			// count as fetched (and unchanged) there too.
-			pages, fetched, sanitized, rejected := 0, n, 0, 0
+			pages, fetched, sanitized, rejected := 0, len(part), 0, 0
 			if k == 0 {
-				pages, fetched, sanitized, rejected = 1, n+len(page.Records)-len(recs), c.Sanitized, c.Rejected
+				pages, fetched, sanitized, rejected = 1, len(part)+len(page.Records)-len(recs), c.Sanitized, c.Rejected
 			}
-			var in, up, del, res, runs int
-			err := tx.QueryRow(ctx, upsertPage, run.IntegrationID, run.Endpoint.String(), pid, remoteIDs, data, changedAt,
-				deletedAt, fetchedAt, run.ID, page.Next, fetched, sanitized, rejected, pages).
-				Scan(&in, &up, &del, &res, &runs)
-			if err != nil {
+			queueUpsert(b, run, part, fetchedAt, page.Next, fetched, sanitized, rejected, pages, &c, &runs)
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
 				return err
 			}
 			if runs == 0 {
@@ -160,7 +148,7 @@ func (s *Store) ApplyPage(ctx context.Context, run Run, page *kombo.Page, fetche
 				// another attempt: this one is a zombie, and writes nothing.
 				return ErrRunNotOpen
 			}
-			c.Inserted, c.Updated, c.Deleted, c.Restored = c.Inserted+in, c.Updated+up, c.Deleted+del, c.Restored+res
+			b = &pgx.Batch{}
 		}
 		return nil
 	})
@@ -169,6 +157,31 @@ func (s *Store) ApplyPage(ctx context.Context, run Run, page *kombo.Page, fetche
 	}
 	c.Unchanged = c.Fetched - c.Written()
 	return c, nil
+}
+
+// queueUpsert queues the page statement for part of a page's records; its counts are added to c
+// and the number of open runs it found is set in runs.
+func queueUpsert(b *pgx.Batch, run Run, part []kombo.Record, fetchedAt time.Time, next string,
+	fetched, sanitized, rejected, pages int, c *Counts, runs *int) {
+	n := len(part)
+	ids, remoteIDs, data := make([]string, n), make([]*string, n), make([]string, n)
+	changedAt, deletedAt := make([]time.Time, n), make([]*time.Time, n)
+	for i, r := range part {
+		ids[i], data[i], changedAt[i], deletedAt[i] = r.ID, string(r.Raw), r.ChangedAt, r.RemoteDeletedAt
+		if r.RemoteID != "" {
+			remoteIDs[i] = &r.RemoteID
+		}
+	}
+	b.Queue(upsertPage, run.IntegrationID, run.Endpoint.String(), ids, remoteIDs, data, changedAt, deletedAt,
+		fetchedAt, run.ID, next, fetched, sanitized, rejected, pages).
+		QueryRow(func(row pgx.Row) error {
+			var in, up, del, res int
+			if err := row.Scan(&in, &up, &del, &res, runs); err != nil {
+				return err
+			}
+			c.Inserted, c.Updated, c.Deleted, c.Restored = c.Inserted+in, c.Updated+up, c.Deleted+del, c.Restored+res
+			return nil
+		})
 }
 
 // chunkBytes bounds the records' bytes one page statement carries.
