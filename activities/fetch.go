@@ -131,11 +131,12 @@ func (a *Activities) FetchEndpoint(ctx context.Context, in FetchEndpointInput) (
 	if err := a.Store.SucceedRun(ctx, run, in.AdvanceWatermarkTo); err != nil {
 		return FetchEndpointResult{}, err
 	}
-	rejected, err := a.Store.RejectedRecords(ctx, in.IntegrationID, in.Endpoint)
+	rejected, err := a.Store.RejectedByEndpoint(ctx, in.IntegrationID)
 	if err != nil {
 		return FetchEndpointResult{}, err
 	}
-	return FetchEndpointResult{Outcome: store.OutcomeSucceeded, Counts: counts, Restarts: restarts, RejectedOpen: rejected}, nil
+	return FetchEndpointResult{Outcome: store.OutcomeSucceeded, Counts: counts, Restarts: restarts,
+		RejectedOpen: rejected[in.Endpoint.String()]}, nil
 }
 
 // fetched is one page, or the error that ended fetching.

@@ -63,7 +63,7 @@ func sanitize(body []byte) ([]byte, []int) {
 // slow path tells them apart).
 func hasBadEscape(body []byte) bool {
 	for i := bytes.Index(body, []byte(`\u`)); i >= 0; {
-		if i == 0 || body[i-1] != '\\' || backslashesBefore(body, i)%2 == 0 {
+		if backslashesBefore(body, i)%2 == 0 { // not itself escaped (\\u0000 is text)
 			if u, ok := hex4(body[min(i+2, len(body)):min(i+6, len(body))]); ok && (u == 0 || isHighSurrogate(u) || isLowSurrogate(u)) {
 				return true
 			}

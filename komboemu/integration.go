@@ -1,8 +1,6 @@
 package komboemu
 
 import (
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/kombosync/kombosync/kombo"
@@ -84,9 +82,4 @@ func (i *integration) insert(endpoint string, r *record, now time.Time) {
 			byField[rel.field][parentID] = append(byField[rel.field][parentID], r)
 		}
 	}
-}
-
-// endpointNames lists the integration's endpoints in catalogue order.
-func (i *integration) endpointNames() []string {
-	return slices.Sorted(maps.Keys(i.tables))
 }

@@ -268,17 +268,6 @@ func dedupe(recs []kombo.Record) []kombo.Record {
 	return out
 }
 
-// RejectedRecords counts the endpoint's records that sit in kombo.rejected_records.
-func (s *Store) RejectedRecords(ctx context.Context, integrationID string, ep kombo.Endpoint) (int, error) {
-	var n int
-	err := s.pool.QueryRow(ctx, `select count(*) from kombo.rejected_records where integration_id = $1 and endpoint = $2`,
-		integrationID, ep.String()).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count rejected records of %s %s: %w", integrationID, ep, err)
-	}
-	return n, nil
-}
-
 // RejectedByEndpoint counts an integration's records in kombo.rejected_records, by endpoint.
 func (s *Store) RejectedByEndpoint(ctx context.Context, integrationID string) (map[string]int, error) {
 	rows, err := s.pool.Query(ctx, `select endpoint, count(*) from kombo.rejected_records where integration_id = $1 group by endpoint`,
