@@ -77,9 +77,15 @@ func (s *Store) InsertWebhookEvent(ctx context.Context, ev InboxEvent, needsSign
 	return InsertedDuplicate, nil
 }
 
-// MarkSignaled records that the event reached its workflow (or needed no signal).
-func (s *Store) MarkSignaled(ctx context.Context, id string) error {
-	return markSignaled(ctx, s.pool, id)
+// MarkSignaled records that the events reached their workflows (or needed no signal), in one
+// statement however many there are: the gateway marks the events of concurrent requests together.
+func (s *Store) MarkSignaled(ctx context.Context, ids ...string) error {
+	_, err := s.pool.Exec(ctx, `update kombo.webhook_events set signaled_at = coalesce(signaled_at, now()),
+		signal_attempts = signal_attempts + 1, last_error = null where id = any($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("mark %d webhook event(s) signaled: %w", len(ids), err)
+	}
+	return nil
 }
 
 func markSignaled(ctx context.Context, db DBTX, id string) error {

@@ -55,6 +55,7 @@ type Gateway struct {
 	log     *slog.Logger
 	router  *mux.Router
 	metrics metrics
+	marks   marks
 }
 
 // New returns the gateway. It refuses to work without a webhook secret.
@@ -84,7 +85,7 @@ func New(opts Options) (*Gateway, error) {
 	if opts.RelayAge == 0 {
 		opts.RelayAge = 10 * time.Second
 	}
-	g := &Gateway{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry)}
+	g := &Gateway{opts: opts, log: opts.Logger, metrics: newMetrics(opts.Registry), marks: marks{write: opts.Store.MarkSignaled}}
 	r := mux.NewRouter()
 	r.Handle(Path, http.HandlerFunc(g.receive)) // every method: receive answers 405 with Allow
 	if opts.Probes.Healthz != nil {
@@ -207,7 +208,7 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request) {
 			answer(w, outcome, "stored, but the workflow could not be signaled; retry later")
 			return
 		}
-		if err := g.opts.Store.MarkSignaled(ctx, ev.ID); err != nil {
+		if err := g.marks.mark(ctx, ev.ID); err != nil {
 			// Signaled all the same: the relay may signal it again, which the workflow ignores.
 			log.WarnContext(ctx, "could not mark the webhook signaled", "error", err)
 		}

@@ -51,6 +51,10 @@ func DialTemporal(ctx context.Context, cfg *config.Config, logger *slog.Logger, 
 		HostPort:  cfg.TemporalAddress,
 		Namespace: cfg.TemporalNamespace,
 		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+		// kombosync's requests are small (a signal, a heartbeat's cursor, a run's counts): gzip
+		// saves a few hundred bytes of each and cost a third of the gateway's gRPC CPU per
+		// webhook (BENCHMARKS.md figure 5). Compressed answers are still accepted.
+		ConnectionOptions: client.ConnectionOptions{GrpcCompression: &client.GrpcCompressionNone{}},
 	}
 	if reg != nil {
 		opts.MetricsHandler = TemporalMetrics(reg)
