@@ -8,17 +8,26 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kombosync/kombosync/config"
+	"github.com/kombosync/kombosync/internal/service"
 	"github.com/kombosync/kombosync/internal/teststack"
 	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/komboemu"
+	"github.com/kombosync/kombosync/store"
+	"github.com/kombosync/kombosync/webhookgw"
 	"github.com/kombosync/kombosync/workflows"
 )
 
@@ -34,33 +43,17 @@ func benchGateway(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	ctx := t.Context()
 
-	cpu0 := machineCPU()
+	cpu0, self0 := machineCPU(), processCPU()
 	raw := concurrently(gatewayRequests, func(i int) error {
 		id := fmt.Sprintf("personio:raw-%d", i%gatewayTargets)
 		ev := workflows.KomboEvent{ID: fmt.Sprintf("raw-%d", i), Type: kombo.EventDataChanged, IntegrationID: id,
 			Tool: "personio", Category: "HRIS", ReceivedAt: time.Now(), ChangedModels: []string{"hris_employees"}}
 		return workflows.SignalWithStart(ctx, s.Temporal, s.TaskQueue+"-raw", id, "personio", "HRIS", workflows.SignalKomboEvent, ev)
 	})
-	rawBusy := machineCPU().busyShareSince(cpu0)
-	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
+	rawBusy, rawClient := machineCPU().busyShareSince(cpu0), (processCPU()-self0).Seconds()/gatewayRequests
 	cpu1, gwCPU0 := machineCPU(), s.Gateway.CPUSeconds()
-	gw := concurrently(gatewayRequests, func(i int) error {
-		body, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("gw-%d", i), "type": kombo.EventDataChanged, "data": map[string]any{
-			"integration_id": fmt.Sprintf("personio:gw-%d", i%gatewayTargets), "integration_tool": "personio", "integration_category": "HRIS",
-			"changed_models": []map[string]string{{"name": "hris_employees"}}}})
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.GatewayURL+"/webhooks/kombo", bytes.NewReader(body))
-		req.Header.Set(kombo.SignatureHeader, kombo.Sign(teststack.WebhookSecret, body))
-		resp, err := httpc.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("gateway answered %d", resp.StatusCode)
-		}
-		return nil
-	})
+	post := poster(t, s.GatewayURL)
+	gw := concurrently(gatewayRequests, func(i int) error { return post(fmt.Sprintf("gw-%d", i), i) })
 	gwBusy, gwCPU := machineCPU().busyShareSince(cpu1), s.Gateway.CPUSeconds()-gwCPU0
 	var stored int
 	must(t, s.Pool.QueryRow(ctx, `select count(*) from kombo.webhook_events where signaled_at is not null`).Scan(&stored))
@@ -89,6 +82,85 @@ func benchGateway(t *testing.T) {
 			100*rawBusy, 100*gwBusy, runtime.NumCPU(), 1000*gwCPU/gatewayRequests, num(gatewayRequests/gwCPU))
 	}
 	record(f5)
+
+	perWebhook := gwCPU / gatewayRequests
+	shares := profileGateway(t, s)
+	f10 := figure{N: 10, Title: "Webhook gateway's CPU per webhook",
+		Result: fmt.Sprintf("**%.2f ms** per webhook; a bare client's `SignalWithStartWorkflow` alone: %.2f ms", 1000*perWebhook,
+			1000*rawClient),
+		Goal: "≤ 0.3 ms", Met: perWebhook <= 0.0003,
+		Note: fmt.Sprintf("The built gateway's CPU time (user and system, from /proc) during figure 5's run, divided by its %s "+
+			"webhooks; beside it, the benchmark process's CPU per signal during the raw run (the bare client's share of the same "+
+			"call). Where it goes, from a CPU profile of the same gateway code in the benchmark process (the programs' Temporal "+
+			"client options, 2,000 webhooks, 32 senders): %s. Requests to Temporal go uncompressed (gzip was a third of the "+
+			"signal's gRPC CPU) and concurrent requests' signaled marks share one statement.",
+			num(gatewayRequests), sharesText(gatewayParts, shares))}
+	if !f10.Met {
+		f10.Note += fmt.Sprintf(" **Why the goal is missed here:** the gateway's irreducible work per webhook is one HTTP request "+
+			"read and answered, one PostgreSQL round trip to store the event before it is acknowledged, and one Temporal "+
+			"round trip to signal it, each a write and a read on a loopback socket. The signal alone costs a bare client "+
+			"%.2f ms of CPU here, and on this virtual machine a loopback write costs tens of microseconds of system time "+
+			"(most of the profile's syscall time is the kernel delivering to the receiver). What would take it further: "+
+			"batching the inbox inserts of concurrent requests as the marks are (one round trip fewer per webhook under load).",
+			1000*rawClient)
+	}
+	record(f10)
+}
+
+// gatewayParts are where a webhook's CPU goes in the gateway.
+var gatewayParts = []part{
+	{"Temporal signal (SDK and gRPC call)", []string{"webhookgw.(*Gateway).signal"}},
+	{"inbox insert", []string{"store.(*Store).InsertWebhookEvent"}},
+	{"signaled mark", []string{"webhookgw.(*marks).mark"}},
+	{"verify and parse", []string{"kombo.Verify", "kombo.ParseEvent"}},
+	{"HTTP serving, routing, answer, metrics", []string{"net/http.(*conn).serve"}},
+	{"gRPC and pgx connection goroutines", []string{"google.golang.org/grpc", "jackc/pgx"}},
+	{"the benchmark's own senders", []string{"bench.concurrently", "net/http.(*persistConn)", "net/http.(*Transport)"}},
+	{"garbage collection", []string{"runtime.gcBgMarkWorker", "runtime.bgsweep", "runtime.bgscavenge"}},
+	{"scheduler and network poller", []string{"runtime.mcall", "runtime.schedule", "runtime.findRunnable", "runtime.netpoll"}},
+}
+
+// profileGateway runs the gateway's code in this process, as the program builds it, under the
+// CPU profiler for 2,000 webhooks from 32 senders, and returns the shares of gatewayParts.
+func profileGateway(t *testing.T, s *stack) []float64 {
+	t.Helper()
+	tc, err := service.DialTemporal(t.Context(), &config.Config{TemporalAddress: s.TemporalAddress,
+		TemporalNamespace: config.DefaultTemporalNamespace}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	must(t, err)
+	defer tc.Close()
+	gw, err := webhookgw.New(webhookgw.Options{Secrets: []string{teststack.WebhookSecret}, Store: store.New(s.Pool),
+		Temporal: tc, TaskQueue: s.TaskQueue, Registry: prometheus.NewRegistry()})
+	must(t, err)
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	return profiled(t, gatewayParts, func() {
+		post := poster(t, srv.URL)
+		concurrently(2_000, func(i int) error { return post(fmt.Sprintf("prof-%d", i), i) })
+	})
+}
+
+// poster posts signed data-changed webhooks to the gateway at base: event id, for integration
+// personio:gw-(i mod gatewayTargets); any answer but 200 is an error.
+func poster(t *testing.T, base string) func(id string, i int) error {
+	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
+	t.Cleanup(httpc.CloseIdleConnections)
+	return func(id string, i int) error {
+		body, _ := json.Marshal(map[string]any{"id": id, "type": kombo.EventDataChanged, "data": map[string]any{
+			"integration_id": fmt.Sprintf("personio:gw-%d", i%gatewayTargets), "integration_tool": "personio", "integration_category": "HRIS",
+			"changed_models": []map[string]string{{"name": "hris_employees"}}}})
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, base+webhookgw.Path, bytes.NewReader(body))
+		req.Header.Set(kombo.SignatureHeader, kombo.Sign(teststack.WebhookSecret, body))
+		resp, err := httpc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("gateway answered %d", resp.StatusCode)
+		}
+		return nil
+	}
 }
 
 type load struct {
@@ -285,4 +357,11 @@ func uniq(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -58,3 +58,9 @@ func machineCPU() cpuSnapshot {
 func (s cpuSnapshot) busyShareSince(before cpuSnapshot) float64 {
 	return (s.busy - before.busy) / max(1, s.total-before.total)
 }
+
+// cpuSince is the machine's CPU time in use between before and s, in every core (/proc/stat counts
+// in ticks of 1/100 s, so short intervals add up right only in sums).
+func (s cpuSnapshot) cpuSince(before cpuSnapshot) time.Duration {
+	return time.Duration((s.busy - before.busy) * float64(time.Second) / 100)
+}
