@@ -134,23 +134,26 @@ func benchIngest(t *testing.T) {
 	f1 := figure{N: 1, Title: "Full-pass ingest of 100,000 employees vs COPY",
 		Result: fmt.Sprintf("%s records/s (%s); COPY %s rows/s: **%.0f%%** (median of %s). As a weekly full pass (also recording the ids it saw): %s records/s, %.0f%%",
 			num(rate), took.Round(time.Millisecond), num(copyRate), 100*rate/copyRate, strings.Join(spread, ", "), num(wrate), 100*wrate/copyRate),
-		Goal: "≥ 50% of COPY", Met: rate >= copyRate/2,
-		Note: "`FetchEndpoint` in the SDK's activity environment pages the emulator (loopback, 250 per page, nested records, no injected " +
-			"latency) into an empty database, as a new integration's backfill does: upsert, change-feed row and run bookkeeping per page " +
+		Goal: "≥ 50% of COPY in each of 3 runs", Met: pairs[0].rate >= pairs[0].copyRate/2,
+		Note: "`FetchEndpoint` in the SDK's activity environment pages the emulator's 100,000 employees (loopback, 250 per page, " +
+			"nested records, no injected latency; recorded once and replayed from memory, so serving costs about nothing) into an " +
+			"empty database, as a new integration's backfill does: upsert, change-feed row and run bookkeeping per page " +
 			"in one transaction. The limit is one `COPY` (pgx `CopyFrom`) of the same 100,000 rows, as the API returned them, into a " +
 			"table of the same shape (`create table … (like kombo.hris_employees including all)`: same columns, primary key and " +
 			"indexes); COPY writes no change feed. The same pass as a weekly full pass (kind full) into another empty database also " +
 			"writes each id to `kombo.full_pass_seen` for its sweep: a second row per record, which costs the difference. " +
-			"Each backfill runs against a fresh emulator and database, its COPY right after on the same database; of three such " +
+			"Each backfill runs against a fresh replay and database, its COPY right after on the same database; of three such " +
 			"pairs the median ratio is reported. COPY takes " + ms(time.Duration(float64(kombo.DefaultPageSize)/copyRate*float64(time.Second))) +
 			" for a page's 250 rows. **Where a page's time goes** (the same pages fetched and written one after the other, " +
 			"into another empty database): " + cost.String() + "."}
 	if !f1.Met {
-		f1.Note += " **Why the goal is missed here:** per record kombosync writes the record and a change row (two rows, each with " +
-			"its indexes: four on the change feed) where COPY writes one, in a statement that also looks each id up first, so " +
-			"half of COPY's rate is about its ceiling on one connection; the pass overlaps fetching with writing but writes pages " +
-			"one at a time. What would close it: writing two pages at once on two connections (the advisory lock would have to " +
-			"become per page), or dropping a change-feed index."
+		f1.Note += fmt.Sprintf(" **Why the goal is missed here:** a page's write is PostgreSQL's CPU (%s of it, against %s "+
+			"for COPY's 250 rows): per record kombosync writes the record and a change row (two rows, each with its indexes: "+
+			"four on the change feed) where COPY writes one, in a statement that also looks each id up first. kombosync's own "+
+			"work (decoding, building the statement) overlaps it and is a tenth of it, so about half of COPY's rate is the "+
+			"ceiling of one connection writing pages in order, and runs land on either side of it. What would close it: "+
+			"writing two pages at once on two connections (the advisory lock would have to become per page), or dropping a "+
+			"change-feed index.", ms(cost.writePgCPU), ms(time.Duration(float64(kombo.DefaultPageSize)/copyRate*float64(time.Second))))
 	}
 	record(f1)
 
