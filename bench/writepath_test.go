@@ -69,7 +69,8 @@ func profileWritePath(t *testing.T, in *ingest) pageCost {
 
 func (c pageCost) String() string {
 	msf := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
-	return fmt.Sprintf("fetching a page (request, transfer, decoding) %s; writing it %s, of which kombosync's CPU %s "+
-		"and PostgreSQL's %s (the rest is waiting: the commit's flush, round trips). kombosync's CPU over the loop: %s",
+	return fmt.Sprintf("fetching a page (request, transfer, decoding) %s; writing it %s of wall time, during which "+
+		"kombosync used %s of CPU and the rest of the machine %s (PostgreSQL: its backend and background writers, "+
+		"on either core; /proc/stat's ticks). kombosync's CPU over the loop: %s",
 		msf(c.fetch), msf(c.write), msf(c.writeSelfCPU), msf(c.writePgCPU), sharesText(writePathParts, c.shares))
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
+	"go.temporal.io/sdk/contrib/envconfig"
 
 	"github.com/kombosync/kombosync/kombo"
 )
@@ -95,6 +96,9 @@ type Config struct {
 	TemporalAddress   string
 	TemporalNamespace string
 	TaskQueue         string
+	temporal          map[string]Secret // Temporal's own client settings (temporal.go), as given
+	temporalProfile   envconfig.ClientConfigProfile
+	set               map[string]bool // the flags given by flag or environment
 
 	KomboAPIKey  Secret
 	KomboBaseURL string
@@ -141,6 +145,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("database_url", db),
 		slog.String("temporal_address", c.TemporalAddress),
 		slog.String("temporal_namespace", c.TemporalNamespace),
+		slog.String("temporal_connection", TemporalMode(c.TemporalProfile())),
 		slog.String("task_queue", c.TaskQueue),
 		slog.String("kombo_base_url", c.KomboBaseURL),
 		slog.Bool("kombo_api_key_set", c.KomboAPIKey != ""),
@@ -172,6 +177,7 @@ func Register(fs *flag.FlagSet, parts Part) *Config {
 		fs.StringVar(&c.TemporalAddress, "temporal-address", DefaultTemporalAddress, "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
 		fs.StringVar(&c.TemporalNamespace, "temporal-namespace", DefaultTemporalNamespace, "Temporal namespace (env TEMPORAL_NAMESPACE)")
 		fs.StringVar(&c.TaskQueue, "temporal-task-queue", DefaultTaskQueue, "Temporal task queue of the sync workflows (env TEMPORAL_TASK_QUEUE)")
+		registerTemporal(fs, c)
 	}
 	if parts&PartKomboAPI != 0 {
 		fs.Func("kombo-api-key", "Kombo API key; prefer the env var KOMBO_API_KEY (never logged)", func(v string) error {
@@ -256,6 +262,8 @@ func (c *Config) Parse(fs *flag.FlagSet, args []string) error {
 		}
 		return UsageError{err}
 	}
+	c.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
 	if err := c.Validate(); err != nil {
 		return UsageError{err}
 	}
@@ -274,11 +282,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.parts&PartTemporal != 0 {
-		if _, _, err := net.SplitHostPort(c.TemporalAddress); err != nil {
-			errs = append(errs, fmt.Errorf("TEMPORAL_ADDRESS must be host:port, not %q", c.TemporalAddress))
-		}
-		if c.TemporalNamespace == "" {
-			errs = append(errs, errors.New("TEMPORAL_NAMESPACE must not be empty"))
+		if err := c.loadTemporalProfile(c.set); err != nil {
+			errs = append(errs, err)
 		}
 		if c.TaskQueue == "" {
 			errs = append(errs, errors.New("TEMPORAL_TASK_QUEUE must not be empty"))

@@ -21,6 +21,9 @@ const all = config.PartDatabase | config.PartTemporal | config.PartKomboAPI | co
 
 func parse(t *testing.T, parts config.Part, env map[string]string, args ...string) (*config.Config, error) {
 	t.Helper()
+	// No developer's own Temporal profile file (the CLI's default path) in these tests.
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
@@ -191,4 +194,71 @@ func TestMetricsServerCanBeSwitchedOff(t *testing.T) {
 	cfg, err := parse(t, all, env)
 	require.NoError(t, err)
 	require.Empty(t, cfg.MetricsListenAddr, "off disables it (an empty variable counts as unset)")
+}
+
+// The Temporal connection: a profile file as the temporal CLI writes it, with the environment and
+// flags over it, as Temporal's own tools merge them.
+func TestTemporalProfileFileUnderEnvironmentAndFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/temporal.toml"
+	require.NoError(t, os.WriteFile(file, []byte(`
+[profile.default]
+address = "file-default:7233"
+
+[profile.cloud]
+address = "ns.acct.tmprl.cloud:7233"
+namespace = "ns.acct"
+api_key = "file-api-key"
+`), 0o600))
+	env := map[string]string{"TEMPORAL_CONFIG_FILE": file, "TEMPORAL_PROFILE": "cloud"}
+	for k, v := range minimal {
+		env[k] = v
+	}
+	cfg, err := parse(t, all, env)
+	require.NoError(t, err)
+	require.Equal(t, "ns.acct.tmprl.cloud:7233", cfg.TemporalAddress, "the file's address, not kombosync's default")
+	require.Equal(t, "ns.acct", cfg.TemporalNamespace)
+	require.Equal(t, "api key over tls", config.TemporalMode(cfg.TemporalProfile()))
+	require.NotContains(t, cfg.String(), "file-api-key")
+
+	env["TEMPORAL_NAMESPACE"], env["TEMPORAL_API_KEY"] = "other.acct", "env-api-key"
+	cfg, err = parse(t, all, env, "-temporal-address", "flag:7233")
+	require.NoError(t, err)
+	require.Equal(t, "flag:7233", cfg.TemporalAddress)
+	require.Equal(t, "other.acct", cfg.TemporalNamespace)
+	require.Equal(t, "env-api-key", cfg.TemporalProfile().APIKey)
+
+	env["TEMPORAL_TLS"] = "false"
+	cfg, err = parse(t, all, env)
+	require.NoError(t, err)
+	require.Equal(t, "api key without tls", config.TemporalMode(cfg.TemporalProfile()))
+
+	_, err = parse(t, all, map[string]string{"TEMPORAL_CONFIG_FILE": file, "TEMPORAL_PROFILE": "nope"})
+	require.ErrorContains(t, err, "TEMPORAL_CONFIG_FILE")
+}
+
+func TestTemporalTLSSettingsAreCheckedAtStart(t *testing.T) {
+	env := map[string]string{"TEMPORAL_TLS_CLIENT_CERT_PATH": "/nonexistent/client.pem"}
+	for k, v := range minimal {
+		env[k] = v
+	}
+	_, err := parse(t, all, env)
+	require.ErrorContains(t, err, "Temporal TLS settings")
+	require.ErrorContains(t, err, "key path", "a certificate without its key is named")
+
+	// (An empty variable counts as unset.)
+	env["TEMPORAL_TLS_CLIENT_CERT_PATH"], env["TEMPORAL_TLS"], env["TEMPORAL_TLS_SERVER_NAME"] = "", "maybe", "temporal.internal"
+	_, err = parse(t, all, env)
+	require.ErrorContains(t, err, "TEMPORAL_TLS: must be true or false")
+
+	env["TEMPORAL_TLS"] = ""
+	cfg, err := parse(t, all, env)
+	require.NoError(t, err)
+	require.Equal(t, "tls", config.TemporalMode(cfg.TemporalProfile()))
+	require.Equal(t, "temporal.internal", cfg.TemporalProfile().TLS.ServerName)
+
+	env["TEMPORAL_TLS_SERVER_NAME"] = ""
+	cfg, err = parse(t, all, env)
+	require.NoError(t, err)
+	require.Equal(t, "plaintext", config.TemporalMode(cfg.TemporalProfile()))
 }

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/kombosync/kombosync/config"
+	"github.com/kombosync/kombosync/internal/service"
 	"github.com/kombosync/kombosync/store"
 	"github.com/kombosync/kombosync/workflows"
 )
@@ -102,7 +103,9 @@ func integrationStatus(ctx context.Context, cfg *config.Config, id string, timeo
 func queryStatus(ctx context.Context, cfg *config.Config, id string, timeout time.Duration) (workflows.Status, string, error) {
 	var st workflows.Status
 	tc, err := dial(ctx, cfg)
-	if err != nil {
+	if ce := (*service.ConnectionError)(nil); errors.As(err, &ce) {
+		return st, "Temporal refused the connection (" + ce.Reason + ")", err
+	} else if err != nil {
 		return st, "Temporal is unreachable", err
 	}
 	defer tc.Close()

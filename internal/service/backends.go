@@ -19,6 +19,7 @@ type Backends struct {
 	Pool     *pgxpool.Pool
 	Temporal client.Client
 	Registry *prometheus.Registry
+	mode     string // how Temporal is reached (config.TemporalMode), for the readiness check's words
 }
 
 // Connect opens the backends, or returns why it could not; Close releases them.
@@ -37,7 +38,7 @@ func Connect(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Bac
 		pool.Close()
 		return nil, err
 	}
-	return &Backends{Pool: pool, Temporal: tc, Registry: reg}, nil
+	return &Backends{Pool: pool, Temporal: tc, Registry: reg, mode: config.TemporalMode(cfg.TemporalProfile())}, nil
 }
 
 // Close closes the Temporal client and the pool.
@@ -48,5 +49,5 @@ func (b *Backends) Close() {
 
 // Probes are /healthz, /readyz (Postgres and Temporal reachable) and /metrics over the backends.
 func (b *Backends) Probes(logger *slog.Logger) Probes {
-	return NewProbes(b.Registry, logger, PostgresCheck(b.Pool), TemporalCheck(b.Temporal))
+	return NewProbes(b.Registry, logger, PostgresCheck(b.Pool), TemporalCheck(b.Temporal, b.mode))
 }

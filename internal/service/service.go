@@ -5,6 +5,7 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,7 +13,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,8 +25,11 @@ import (
 	"github.com/uber-go/tally/v4"
 	tallyprom "github.com/uber-go/tally/v4/prometheus"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
 	sdktally "go.temporal.io/sdk/contrib/tally"
 	tlog "go.temporal.io/sdk/log"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/kombosync/kombosync/config"
 )
@@ -44,26 +50,143 @@ func OpenPostgres(ctx context.Context, databaseURL string) (*pgxpool.Pool, error
 	return pool, nil
 }
 
-// DialTemporal connects to the Temporal frontend, logging through logger. With a registry, the
-// SDK's own metrics (see TemporalMetrics) are reported into it.
+// DialTemporal connects to the Temporal frontend as cfg's Temporal profile says (plaintext, TLS,
+// mutual TLS or an API key; see config.TemporalProfile), logging through logger and saying
+// which mode it uses, never a key. With a registry, the SDK's own metrics (see TemporalMetrics)
+// are reported into it. A client certificate read from files is read again when they change,
+// on the next TLS handshake: a rotated certificate needs no restart.
 func DialTemporal(ctx context.Context, cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (client.Client, error) {
-	opts := client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
-		// kombosync's requests are small (a signal, a heartbeat's cursor, a run's counts): gzip
-		// saves a few hundred bytes of each and cost a third of the gateway's gRPC CPU per
-		// webhook (BENCHMARKS.md figure 5). Compressed answers are still accepted.
-		ConnectionOptions: client.ConnectionOptions{GrpcCompression: &client.GrpcCompressionNone{}},
+	prof := cfg.TemporalProfile()
+	opts, err := prof.ToClientOptions(envconfig.ToClientOptionsRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("temporal connection settings: %w", err)
 	}
+	mode := config.TemporalMode(prof)
+	if t := prof.TLS; t != nil && !t.Disabled && t.ClientCertPath != "" && opts.ConnectionOptions.TLS != nil {
+		r := &certReloader{certPath: t.ClientCertPath, keyPath: t.ClientKeyPath, logger: logger}
+		if _, err := r.get(nil); err != nil {
+			return nil, err
+		}
+		opts.ConnectionOptions.TLS.Certificates = nil
+		opts.ConnectionOptions.TLS.GetClientCertificate = r.get
+	}
+	opts.Logger = tlog.NewStructuredLogger(logger.With("component", "temporal-sdk"))
+	// kombosync's requests are small (a signal, a heartbeat's cursor, a run's counts): gzip
+	// saves a few hundred bytes of each and cost a third of the gateway's gRPC CPU per webhook
+	// (BENCHMARKS.md figure 10). Compressed answers are still accepted.
+	opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
 	if reg != nil {
 		opts.MetricsHandler = TemporalMetrics(reg)
 	}
+	logger.InfoContext(ctx, "connecting to temporal", "address", opts.HostPort, "namespace", opts.Namespace,
+		"mode", mode)
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("connect to temporal at %s: %w", cfg.TemporalAddress, err)
+		return nil, fmt.Errorf("connect to temporal at %s (%s): %w", opts.HostPort, mode, explainDial(err, mode))
 	}
 	return c, nil
+}
+
+// ExplainTemporalError says in plain words when a Temporal call failed because the TLS handshake
+// failed or the server refused the credentials (a *ConnectionError); other errors are returned
+// as they are.
+func ExplainTemporalError(err error) error {
+	if err == nil {
+		return nil
+	}
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return &ConnectionError{"credentials refused", "the server refused the credentials (API key or client certificate)", err}
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "tls:"), strings.Contains(msg, "x509:"), strings.Contains(msg, "authentication handshake failed"):
+		return &ConnectionError{"TLS handshake failed", "the TLS handshake failed (check TEMPORAL_TLS_* and the client certificate)", err}
+	case strings.Contains(msg, "server preface"), strings.Contains(msg, "frame too large"):
+		return &ConnectionError{"no plaintext gRPC answer",
+			"the server did not answer as plaintext gRPC; does it expect TLS (TEMPORAL_TLS=true)?", err}
+	}
+	return err
+}
+
+// explainDial is ExplainTemporalError knowing the mode: over TLS 1.3 a server that refuses the
+// client's certificate (or its absence) does so only after the client's side of the handshake
+// completed, so the client sees its connection closed (a broken pipe, a reset, EOF), not an alert.
+func explainDial(err error, mode string) error {
+	err = ExplainTemporalError(err)
+	if ce := (*ConnectionError)(nil); errors.As(err, &ce) || (mode != "tls" && mode != "mtls") {
+		return err
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "broken pipe") && !strings.Contains(msg, "connection reset") && !strings.Contains(msg, "EOF") {
+		return err
+	}
+	advice := "the server closed the connection right after the TLS handshake; does it require a client certificate " +
+		"(TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH)?"
+	if mode == "mtls" {
+		advice = "the server closed the connection right after the TLS handshake; does it accept this client certificate " +
+			"(its CA, its expiry)?"
+	}
+	return &ConnectionError{"TLS handshake failed", advice, err}
+}
+
+// ConnectionError is a failure to talk to a dependency for a reason an operator can act on.
+type ConnectionError struct {
+	Reason string // short, for the readiness answer: "TLS handshake failed"
+	Advice string // the sentence for logs and start-up errors
+	Err    error
+}
+
+func (e *ConnectionError) Error() string { return e.Advice + ": " + e.Err.Error() }
+func (e *ConnectionError) Unwrap() error { return e.Err }
+
+// certReloader serves the TLS client certificate from its files, read again whenever their
+// size or modification time changes. A pair that does not load (a rotation half written) keeps
+// the previous one until the next handshake.
+type certReloader struct {
+	certPath, keyPath string
+	logger            *slog.Logger
+
+	mu    sync.Mutex
+	stamp string
+	cert  *tls.Certificate
+}
+
+func (r *certReloader) get(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stamp, err := fileStamp(r.certPath, r.keyPath)
+	if err == nil && stamp == r.stamp {
+		return r.cert, nil
+	}
+	var cert tls.Certificate
+	if err == nil {
+		cert, err = tls.LoadX509KeyPair(r.certPath, r.keyPath)
+	}
+	if err != nil {
+		if r.cert == nil {
+			return nil, fmt.Errorf("temporal client certificate: %w", err)
+		}
+		r.logger.Warn("could not read the temporal client certificate again; keeping the one loaded", "error", err)
+		return r.cert, nil
+	}
+	if r.cert != nil {
+		r.logger.Info("temporal client certificate reloaded", "path", r.certPath, "not_after", cert.Leaf.NotAfter)
+	}
+	r.cert, r.stamp = &cert, stamp
+	return r.cert, nil
+}
+
+func fileStamp(paths ...string) (string, error) {
+	var b strings.Builder
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "%d:%d;", fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String(), nil
 }
 
 // TemporalMetrics is a Temporal SDK metrics handler reporting into reg, through tally, the SDK's
@@ -97,11 +220,15 @@ func PostgresCheck(pool *pgxpool.Pool) Check {
 	return Check{"postgres", pool.Ping}
 }
 
-// TemporalCheck asks the frontend for its health.
-func TemporalCheck(c client.Client) Check {
+// TemporalCheck asks the frontend for its health; mode (config.TemporalMode) lets a failure of
+// the TLS handshake be named as one.
+func TemporalCheck(c client.Client, mode string) Check {
 	return Check{"temporal", func(ctx context.Context) error {
 		_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
-		return err
+		if err == nil {
+			return nil
+		}
+		return explainDial(err, mode)
 	}}
 }
 
@@ -135,12 +262,16 @@ func NewProbes(reg *prometheus.Registry, logger *slog.Logger, checks ...Check) P
 			for _, c := range checks {
 				if err := c.Func(ctx); err != nil {
 					logger.WarnContext(ctx, "readiness check failed", "check", c.Name, "error", err)
-					failed = append(failed, c.Name)
+					what := c.Name + " unreachable"
+					if ce := (*ConnectionError)(nil); errors.As(err, &ce) {
+						what = c.Name + ": " + ce.Reason
+					}
+					failed = append(failed, what)
 				}
 			}
 			if len(failed) > 0 {
 				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintf(w, "not ready: %s unreachable\n", strings.Join(failed, ", "))
+				fmt.Fprintf(w, "not ready: %s\n", strings.Join(failed, "; "))
 				return
 			}
 			fmt.Fprintln(w, "ready")

@@ -48,6 +48,8 @@ type Stack struct {
 	Gateway         *Program
 	// WorkerEnv is the worker's environment, to start it again: Start(t, "worker", s.WorkerEnv).
 	WorkerEnv []string
+	// ProgramEnv is Options.ProgramEnv; the starter runs with it too.
+	ProgramEnv []string
 }
 
 // Options shape a Stack. Zero values leave the programs' and the emulator's defaults.
@@ -68,6 +70,11 @@ type Options struct {
 	DatabaseURL, TemporalAddress string
 	// Webhooks are the emulator's; URL and Secret are set here.
 	Webhooks komboemu.WebhookOptions
+	// ProgramEnv adds to (and overrides) the settings of the worker and the gateway both, e.g. a
+	// TEMPORAL_ADDRESS through a proxy while the test's own client dials TemporalAddress.
+	ProgramEnv []string
+	// Secrets are more values no program may log, besides the API key and webhook secret.
+	Secrets []string
 }
 
 // New starts a stack; everything stops when the test ends.
@@ -83,7 +90,7 @@ func New(t testing.TB, o Options) *Stack {
 	require.NoError(t, err)
 	s := &Stack{GatewayURL: fmt.Sprintf("http://127.0.0.1:%d", gwPort), TaskQueue: testenv.TaskQueue(t),
 		Temporal: testenv.TemporalClientAt(t, o.TemporalAddress), TemporalAddress: o.TemporalAddress,
-		DatabaseURL: o.DatabaseURL}
+		DatabaseURL: o.DatabaseURL, ProgramEnv: o.ProgramEnv}
 
 	var now func() time.Time
 	if o.Clock != nil {
@@ -102,6 +109,7 @@ func New(t testing.TB, o Options) *Stack {
 	if o.LogLevel != "" {
 		common = append(common, Env("LOG_LEVEL", o.LogLevel)...)
 	}
+	common = append(common, o.ProgramEnv...)
 	s.Gateway = Start(t, "webhookgw", slices.Concat(common, Env("KOMBO_WEBHOOK_SECRET", WebhookSecret,
 		"WEBHOOK_LISTEN_ADDR", fmt.Sprintf("127.0.0.1:%d", gwPort))))
 	started := []*Program{s.Gateway}
@@ -130,14 +138,14 @@ func New(t testing.TB, o Options) *Stack {
 	if s.MetricsURL != "" && s.Worker != nil {
 		WaitHTTP(t, s.Worker, s.MetricsURL+"/readyz", http.StatusOK)
 	}
-	t.Cleanup(func() { requireNoSecretLogged(t, started) })
+	t.Cleanup(func() { requireNoSecretLogged(t, started, o.Secrets) })
 	return s
 }
 
-func requireNoSecretLogged(t testing.TB, programs []*Program) {
+func requireNoSecretLogged(t testing.TB, programs []*Program, more []string) {
 	for _, p := range programs {
 		out := p.Output()
-		for _, secret := range []string{APIKey, WebhookSecret} {
+		for _, secret := range append([]string{APIKey, WebhookSecret}, more...) {
 			if strings.Contains(out, secret) {
 				t.Errorf("%s logged a secret", p.Name)
 			}
@@ -307,6 +315,7 @@ func (s *Stack) RunStarter(t testing.TB, args ...string) (code int, stdout, stde
 	cmd := exec.CommandContext(t.Context(), filepath.Join(binDir, "starter"), args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, Env("DATABASE_URL", s.DatabaseURL,
 		"TEMPORAL_ADDRESS", s.TemporalAddress, "TEMPORAL_TASK_QUEUE", s.TaskQueue)...)
+	cmd.Env = append(cmd.Env, s.ProgramEnv...)
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

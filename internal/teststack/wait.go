@@ -2,7 +2,9 @@ package teststack
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -10,6 +12,12 @@ import (
 // WaitHTTP polls url until it answers want, or the program exits (p may be nil), or a minute
 // passes.
 func WaitHTTP(t testing.TB, p *Program, url string, want int) {
+	t.Helper()
+	WaitHTTPBody(t, p, url, want, "")
+}
+
+// WaitHTTPBody is WaitHTTP for an answer whose body also contains body.
+func WaitHTTPBody(t testing.TB, p *Program, url string, want int, body string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -22,11 +30,12 @@ func WaitHTTP(t testing.TB, p *Program, url string, want int) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == want {
+			if resp.StatusCode == want && strings.Contains(string(b), body) {
 				return
 			}
-			last = resp.Status
+			last = resp.Status + ": " + strings.TrimSpace(string(b))
 		} else {
 			last = err.Error()
 		}
