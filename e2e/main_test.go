@@ -46,6 +46,16 @@ func newStack(t *testing.T, o teststack.Options) *stack {
 	return &stack{teststack.New(t, o)}
 }
 
+// terminateAtEnd terminates the integrations' workflows when the test ends, so that a test run
+// again on the same dev server (go test -count=2) starts them afresh on its own task queue.
+func (s *stack) terminateAtEnd(t *testing.T, integrationIDs ...string) {
+	t.Cleanup(func() {
+		for _, id := range integrationIDs {
+			_ = s.Temporal.TerminateWorkflow(context.Background(), workflows.IntegrationWorkflowID(id), "", "test ended")
+		}
+	})
+}
+
 // finish cancels the integration's workflow, waits for it to close and records its history
 // under name (see recordHistory).
 func (s *stack) finish(t *testing.T, integrationID, name string) {

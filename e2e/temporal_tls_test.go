@@ -49,6 +49,7 @@ func TestProgramsReachTemporalOverMutualTLS(t *testing.T) {
 	s := newStack(t, teststack.Options{ProgramEnv: env, Secrets: []string{first.keySecret()}})
 
 	const id = "personio:e2e-mtls"
+	s.terminateAtEnd(t, id)
 	require.NoError(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 40, Seed: 3, Notify: true}))
 	s.WaitInSync(t, id, kombo.CategoryHRIS, time.Minute)
 	require.Contains(t, s.Starter(t, "integration", "status", id), "employees")
@@ -99,6 +100,7 @@ func TestProgramsReachTemporalWithAnAPIKey(t *testing.T) {
 	s := newStack(t, teststack.Options{ProgramEnv: env, Secrets: []string{key}})
 
 	const id = "personio:e2e-api-key"
+	s.terminateAtEnd(t, id)
 	require.NoError(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 40, Seed: 3, Notify: true}))
 	s.WaitInSync(t, id, kombo.CategoryHRIS, time.Minute)
 	require.Contains(t, s.Starter(t, "integration", "status", id), "employees")

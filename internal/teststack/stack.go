@@ -50,6 +50,9 @@ type Stack struct {
 	WorkerEnv []string
 	// ProgramEnv is Options.ProgramEnv; the starter runs with it too.
 	ProgramEnv []string
+
+	gatewayEnv []string   // the gateway's environment but its listen address
+	programs   []*Program // every program started, checked for logged secrets at the end
 }
 
 // Options shape a Stack. Zero values leave the programs' and the emulator's defaults.
@@ -96,7 +99,10 @@ func New(t testing.TB, o Options) *Stack {
 	if o.Clock != nil {
 		now = o.Clock.Now
 	}
-	o.Webhooks.URL, o.Webhooks.Secret = s.GatewayURL+"/webhooks/kombo", WebhookSecret
+	if o.Webhooks.URL == "" { // a test may put its own load balancer in front of the gateways
+		o.Webhooks.URL = s.GatewayURL + "/webhooks/kombo"
+	}
+	o.Webhooks.Secret = WebhookSecret
 	s.Emu = komboemu.New(komboemu.Options{APIKey: APIKey, Seed: o.Seed, Now: now, Webhooks: o.Webhooks})
 	emuSrv := httptest.NewServer(s.Emu.Handler())
 	t.Cleanup(func() { emuSrv.Close(); s.Emu.Close() })
@@ -110,9 +116,9 @@ func New(t testing.TB, o Options) *Stack {
 		common = append(common, Env("LOG_LEVEL", o.LogLevel)...)
 	}
 	common = append(common, o.ProgramEnv...)
-	s.Gateway = Start(t, "webhookgw", slices.Concat(common, Env("KOMBO_WEBHOOK_SECRET", WebhookSecret,
-		"WEBHOOK_LISTEN_ADDR", fmt.Sprintf("127.0.0.1:%d", gwPort))))
-	started := []*Program{s.Gateway}
+	s.gatewayEnv = slices.Concat(common, Env("KOMBO_WEBHOOK_SECRET", WebhookSecret))
+	s.Gateway = Start(t, "webhookgw", slices.Concat(s.gatewayEnv, Env("WEBHOOK_LISTEN_ADDR", fmt.Sprintf("127.0.0.1:%d", gwPort))))
+	s.programs = []*Program{s.Gateway}
 
 	metrics := "off"
 	if o.WorkerMetrics {
@@ -132,14 +138,35 @@ func New(t testing.TB, o Options) *Stack {
 	s.WorkerEnv = append(s.WorkerEnv, o.WorkerEnv...)
 	if !o.NoWorker {
 		s.Worker = Start(t, "worker", s.WorkerEnv)
-		started = append(started, s.Worker)
+		s.programs = append(s.programs, s.Worker)
 	}
 	WaitHTTP(t, s.Gateway, s.GatewayURL+"/readyz", http.StatusOK)
 	if s.MetricsURL != "" && s.Worker != nil {
 		WaitHTTP(t, s.Worker, s.MetricsURL+"/readyz", http.StatusOK)
 	}
-	t.Cleanup(func() { requireNoSecretLogged(t, started, o.Secrets) })
+	t.Cleanup(func() { requireNoSecretLogged(t, s.programs, o.Secrets) })
 	return s
+}
+
+// StartGateway starts one more gateway of the stack, as a fleet runs several behind a load
+// balancer, and returns it and its base URL once it is ready.
+func (s *Stack) StartGateway(t testing.TB) (*Program, string) {
+	t.Helper()
+	port, err := localstack.FreePort()
+	require.NoError(t, err)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	gw := Start(t, "webhookgw", slices.Concat(s.gatewayEnv, Env("WEBHOOK_LISTEN_ADDR", fmt.Sprintf("127.0.0.1:%d", port))))
+	s.programs = append(s.programs, gw)
+	WaitHTTP(t, gw, base+"/readyz", http.StatusOK)
+	return gw, base
+}
+
+// StartWorker starts one more worker of the stack on its task queue (without metrics).
+func (s *Stack) StartWorker(t testing.TB) *Program {
+	t.Helper()
+	w := Start(t, "worker", slices.Concat(s.WorkerEnv, Env("METRICS_LISTEN_ADDR", "off")))
+	s.programs = append(s.programs, w)
+	return w
 }
 
 func requireNoSecretLogged(t testing.TB, programs []*Program, more []string) {
