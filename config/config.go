@@ -38,6 +38,8 @@ const (
 	DefaultMetricsListenAddr = ":9090"
 	DefaultFetchOverlap      = 2 * time.Minute
 	DefaultFetchParallelism  = 4
+	// DefaultMaxConcurrentFetches: a worker's activity slots (the SDK's default is 1,000).
+	DefaultMaxConcurrentFetches = 32
 	// DefaultFetchHeartbeatTimeout is how soon a fetch whose worker died is retried elsewhere.
 	DefaultFetchHeartbeatTimeout = 30 * time.Second
 	DefaultSweepMaxShare         = 0.2
@@ -102,6 +104,9 @@ type Config struct {
 
 	KomboAPIKey  Secret
 	KomboBaseURL string
+	// KomboMaxRPS caps the requests per second to Kombo's API of every worker sharing the
+	// database together (0: no cap).
+	KomboMaxRPS float64
 
 	WebhookSecrets    []Secret
 	WebhookListenAddr string
@@ -121,6 +126,8 @@ type Config struct {
 	SweepMaxShare float64
 	// DeletedRetention: how long a deleted integration's rows are kept.
 	DeletedRetention time.Duration
+	// MaxConcurrentFetches caps the activities (fetches, almost all) one worker runs at once.
+	MaxConcurrentFetches int
 	// StateProbeInterval: the first wait before a workflow whose integration Kombo paused asks
 	// Kombo for its state again; it doubles up to an hour.
 	StateProbeInterval time.Duration
@@ -156,6 +163,8 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("debounce_max", c.DebounceMax),
 		slog.Duration("fetch_overlap", c.FetchOverlap),
 		slog.Int("fetch_parallelism", c.FetchParallelism),
+		slog.Int("max_concurrent_fetches", c.MaxConcurrentFetches),
+		slog.Float64("kombo_max_rps", c.KomboMaxRPS),
 		slog.Duration("fetch_heartbeat_timeout", c.FetchHeartbeatTimeout),
 		slog.Float64("sweep_max_share", c.SweepMaxShare),
 		slog.Duration("deleted_retention", c.DeletedRetention),
@@ -185,6 +194,7 @@ func Register(fs *flag.FlagSet, parts Part) *Config {
 			return nil
 		})
 		fs.StringVar(&c.KomboBaseURL, "kombo-base-url", DefaultKomboBaseURL, "Kombo API base URL, e.g. https://api.us.kombo.dev/v1 (env KOMBO_BASE_URL)")
+		fs.Float64Var(&c.KomboMaxRPS, "kombo-max-rps", 0, "cap on Kombo API requests per second of all workers together, paced through the database; 0 for none (env KOMBO_MAX_RPS)")
 	}
 	if parts&PartWebhook != 0 {
 		fs.Func("kombo-webhook-secret", "webhook secret(s), comma-separated for rotation; prefer the env var KOMBO_WEBHOOK_SECRET (never logged)", func(v string) error {
@@ -215,6 +225,7 @@ func Register(fs *flag.FlagSet, parts Part) *Config {
 		fs.DurationVar(&c.DebounceMax, "debounce-max", DefaultDebounceMax, "longest a steady stream of events may postpone a fetch (env DEBOUNCE_MAX)")
 		fs.DurationVar(&c.FetchOverlap, "fetch-overlap", DefaultFetchOverlap, "safety overlap subtracted from each watermark for clock skew (env FETCH_OVERLAP)")
 		fs.IntVar(&c.FetchParallelism, "fetch-parallelism", DefaultFetchParallelism, "endpoints of one integration fetched at once (env FETCH_PARALLELISM)")
+		fs.IntVar(&c.MaxConcurrentFetches, "max-concurrent-fetches", DefaultMaxConcurrentFetches, "fetches (activities) one worker runs at once; more wait on the task queue for any worker (env MAX_CONCURRENT_FETCHES)")
 		fs.DurationVar(&c.FetchHeartbeatTimeout, "fetch-heartbeat-timeout", DefaultFetchHeartbeatTimeout, "a fetch silent this long (its worker died) is retried from its last committed page (env FETCH_HEARTBEAT_TIMEOUT)")
 		fs.Float64Var(&c.SweepMaxShare, "sweep-max-share", DefaultSweepMaxShare, "largest share of an endpoint's rows a full pass marks deleted without confirmation (env SWEEP_MAX_SHARE)")
 		fs.DurationVar(&c.DeletedRetention, "deleted-retention", DefaultDeletedRetention, "how long a deleted integration's rows are kept before the purge (env DELETED_RETENTION)")
@@ -296,6 +307,9 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.KomboBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("KOMBO_BASE_URL must be an http(s) URL, not %q", c.KomboBaseURL))
 		}
+		if c.KomboMaxRPS < 0 || c.KomboMaxRPS > 10_000 {
+			errs = append(errs, fmt.Errorf("KOMBO_MAX_RPS must be between 0 (no cap) and 10000, not %g", c.KomboMaxRPS))
+		}
 	}
 	if c.parts&PartWebhook != 0 {
 		if len(c.WebhookSecrets) == 0 {
@@ -320,6 +334,9 @@ func (c *Config) Validate() error {
 		}
 		if c.FetchParallelism < 1 || c.FetchParallelism > 32 {
 			errs = append(errs, fmt.Errorf("FETCH_PARALLELISM must be between 1 and 32, not %d", c.FetchParallelism))
+		}
+		if c.MaxConcurrentFetches < 1 || c.MaxConcurrentFetches > 1000 {
+			errs = append(errs, fmt.Errorf("MAX_CONCURRENT_FETCHES must be between 1 and 1000, not %d", c.MaxConcurrentFetches))
 		}
 		if c.FetchHeartbeatTimeout < time.Second || c.FetchHeartbeatTimeout > 10*time.Minute {
 			errs = append(errs, fmt.Errorf("FETCH_HEARTBEAT_TIMEOUT must be between 1s and 10m, not %s", c.FetchHeartbeatTimeout))

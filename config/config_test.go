@@ -134,6 +134,8 @@ func TestMalformedValuesAreRejected(t *testing.T) {
 		"negative overlap":    {map[string]string{"FETCH_OVERLAP": "-1m"}, "FETCH_OVERLAP must not be negative"},
 		"heartbeat too short": {map[string]string{"FETCH_HEARTBEAT_TIMEOUT": "100ms"}, "FETCH_HEARTBEAT_TIMEOUT must be between 1s and 10m"},
 		"parallelism":         {map[string]string{"FETCH_PARALLELISM": "0"}, "FETCH_PARALLELISM must be between 1 and 32"},
+		"max rps":             {map[string]string{"KOMBO_MAX_RPS": "-1"}, "KOMBO_MAX_RPS must be between 0 (no cap) and 10000"},
+		"max fetches":         {map[string]string{"MAX_CONCURRENT_FETCHES": "0"}, "MAX_CONCURRENT_FETCHES must be between 1 and 1000"},
 		"log level":           {map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		"metrics listen addr": {map[string]string{"METRICS_LISTEN_ADDR": "9090"}, "METRICS_LISTEN_ADDR must be [host]:port"},
 	}

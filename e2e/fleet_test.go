@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -284,4 +285,63 @@ func (lb *roundRobin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	lb.next++
 	lb.mu.Unlock()
 	p.ServeHTTP(w, r)
+}
+
+// KOMBO_MAX_RPS is the fleet's: two workers backfilling four integrations at once stay under the
+// cap between them (measured at the emulator), and everything still arrives.
+func TestKomboRequestCapHoldsAcrossWorkers(t *testing.T) {
+	t.Parallel()
+	const rps = 8
+	s := newStack(t, teststack.Options{WorkerEnv: teststack.Env("KOMBO_MAX_RPS", fmt.Sprint(rps)), LogLevel: "info"})
+	s.StartWorker(t)
+	ids := []string{"personio:e2e-cap-1", "personio:e2e-cap-2", "personio:e2e-cap-3", "personio:e2e-cap-4"}
+	s.terminateAtEnd(t, ids...)
+	for i, id := range ids {
+		require.NoError(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS,
+			Records: 300, Seed: uint64(20 + i), Notify: true}))
+	}
+	for _, id := range ids {
+		s.WaitInSync(t, id, kombo.CategoryHRIS, 3*time.Minute)
+	}
+	times := s.Emu.RequestTimes()
+	require.Greater(t, len(times), 3*rps, "enough requests to see the pace")
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	// Slots are 1/rps apart on the database's clock, so a second holds rps of them and one more
+	// at its edge; a request arrives a little after its slot (its worker and the emulator must
+	// run it), which may shift one more into a second. Uncapped, these backfills send all their
+	// requests within two seconds.
+	require.LessOrEqual(t, peakIn(times, time.Second), rps+2, "the most requests in any second, both workers together")
+	require.LessOrEqual(t, peakIn(times, 5*time.Second), rps*5+2, "the most requests in any 5 s")
+	require.GreaterOrEqual(t, times[len(times)-1].Sub(times[0]), time.Duration(len(times)-1)*time.Second/rps*9/10,
+		"%d requests were spread over their slots", len(times))
+	t.Logf("%d requests; peak %d in a second, %d in 5 s; cap %d/s", len(times), peakIn(times, time.Second),
+		peakIn(times, 5*time.Second), rps)
+}
+
+// peakIn is the most of the sorted times that fall within any window.
+func peakIn(times []time.Time, window time.Duration) int {
+	peak := 0
+	for i := range times {
+		j := i
+		for j < len(times) && times[j].Sub(times[i]) < window {
+			j++
+		}
+		peak = max(peak, j-i)
+	}
+	return peak
+}
+
+// MAX_CONCURRENT_FETCHES caps what one worker runs at once: with slow pages, a backfill of every
+// endpoint (FETCH_PARALLELISM 4) never has more than the cap in flight at Kombo.
+func TestWorkerRunsAtMostMaxConcurrentFetches(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, teststack.Options{WorkerEnv: teststack.Env("MAX_CONCURRENT_FETCHES", "2", "FETCH_PARALLELISM", "4"),
+		LogLevel: "info"})
+	const id = "personio:e2e-max-fetches"
+	s.terminateAtEnd(t, id)
+	s.Emu.SetFaults(komboemu.Faults{Latency: 150 * time.Millisecond})
+	require.NoError(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS,
+		Records: 40, Seed: 5, Notify: true}))
+	s.WaitInSync(t, id, kombo.CategoryHRIS, 2*time.Minute)
+	require.Equal(t, 2, s.Emu.MaxInFlight(), "two fetches at a time, never more (and the cap is used)")
 }

@@ -39,6 +39,9 @@ type Options struct {
 	Timeout    time.Duration // per request, when HTTPClient is nil; 60 s when zero
 	UserAgent  string        // "kombosync" when empty
 	Now        func() time.Time
+	// Pace, when set, is called before every request and may wait: the fleet's request budget
+	// (KOMBO_MAX_RPS). An error from it is the request's.
+	Pace func(context.Context) error
 }
 
 // Client calls Kombo's API. It is safe for concurrent use. It never logs, and its String
@@ -49,6 +52,7 @@ type Client struct {
 	http      *http.Client
 	userAgent string
 	now       func() time.Time
+	pace      func(context.Context) error
 }
 
 // New checks the options and returns a client.
@@ -63,7 +67,7 @@ func New(opts Options) (*Client, error) {
 	if opts.APIKey == "" {
 		return nil, errors.New("kombo: API key is required")
 	}
-	c := &Client{base: base, apiKey: opts.APIKey, http: opts.HTTPClient, userAgent: opts.UserAgent, now: opts.Now}
+	c := &Client{base: base, apiKey: opts.APIKey, http: opts.HTTPClient, userAgent: opts.UserAgent, now: opts.Now, pace: opts.Pace}
 	if c.http == nil {
 		timeout := opts.Timeout
 		if timeout == 0 {
@@ -177,6 +181,11 @@ func (c *Client) Pages(ctx context.Context, integrationID string, ep Endpoint, p
 // get performs a GET and returns the body of a 2xx answer; other answers become *APIError,
 // failures without a complete answer *TransportError.
 func (c *Client) get(ctx context.Context, rawURL, integrationID string) ([]byte, error) {
+	if c.pace != nil {
+		if err := c.pace(ctx); err != nil {
+			return nil, err
+		}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		return nil, err

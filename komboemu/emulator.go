@@ -47,8 +47,11 @@ type Emulator struct {
 	faults       Faults
 	queued       []Fault
 	rng          *rand.Rand
-	cursorEpoch  uint64 // bumped by ExpireCursors
-	requests     int    // list requests answered, for tests
+	cursorEpoch  uint64      // bumped by ExpireCursors
+	requests     int         // list requests answered, for tests
+	requestTimes []time.Time // when each API request arrived (wall clock), for rate tests
+	inFlight     int         // API requests being answered
+	maxInFlight  int
 
 	hooks *webhookSender
 }
@@ -297,6 +300,14 @@ func (e *Emulator) Truth(integrationID string, ep kombo.Endpoint) ([]TruthRecord
 	}
 	i.purgeExpired(e.now(), e.opts.Retention)
 	return i.truth(ep.Name), nil
+}
+
+// RequestTimes are the arrival times (wall clock) of every API request so far: lists and
+// integration lookups, whatever their answer.
+func (e *Emulator) RequestTimes() []time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.requestTimes)
 }
 
 // Requests is the number of list requests answered so far (any outcome).

@@ -20,11 +20,39 @@ import (
 // (see control.go).
 func (e *Emulator) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/{category}/{endpoint}", e.serveList)
-	mux.HandleFunc("GET /v1/integrations/{integration_id}", e.serveIntegration)
+	mux.HandleFunc("GET /v1/{category}/{endpoint}", e.counted(e.serveList))
+	mux.HandleFunc("GET /v1/integrations/{integration_id}", e.counted(e.serveIntegration))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	e.controlRoutes(mux)
 	return mux
+}
+
+// counted records each API request's arrival (RequestTimes).
+func (e *Emulator) counted(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		arrived := time.Now() // before the lock, which a test's setup may hold for a while
+		e.mu.Lock()
+		if len(e.requestTimes) >= 100_000 { // a long-running emulator keeps the recent ones
+			e.requestTimes = slices.Delete(e.requestTimes, 0, 50_000)
+		}
+		e.requestTimes = append(e.requestTimes, arrived)
+		e.inFlight++
+		e.maxInFlight = max(e.maxInFlight, e.inFlight)
+		e.mu.Unlock()
+		defer func() {
+			e.mu.Lock()
+			e.inFlight--
+			e.mu.Unlock()
+		}()
+		h(w, r)
+	}
+}
+
+// MaxInFlight is the most API requests the emulator was answering at once so far.
+func (e *Emulator) MaxInFlight() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.maxInFlight
 }
 
 // apiError is an error answer in Kombo's envelope.

@@ -48,13 +48,21 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	tc := b.Temporal
 
 	metrics := activities.NewMetrics(b.Registry)
+	st := store.New(b.Pool)
+	var pace func(context.Context) error
+	if cfg.KomboMaxRPS > 0 {
+		// Every worker on the database reserves its requests' slots in one row: the cap is the
+		// fleet's, as Kombo's limit is the API key's.
+		interval := time.Duration(float64(time.Second) / cfg.KomboMaxRPS)
+		pace = func(ctx context.Context) error { return st.Pace(ctx, store.PaceBudget, interval) }
+	}
 	kc, err := kombo.New(kombo.Options{BaseURL: cfg.KomboBaseURL, APIKey: cfg.KomboAPIKey.Reveal(), UserAgent: "kombosync-worker",
-		HTTPClient: &http.Client{Timeout: time.Minute, Transport: metrics.Transport(nil)}})
+		HTTPClient: &http.Client{Timeout: time.Minute, Transport: metrics.Transport(nil)}, Pace: pace})
 	if err != nil {
 		return err
 	}
-	w := worker.New(tc, cfg.TaskQueue, worker.Options{})
-	register(w, &activities.Activities{Kombo: kc, Store: store.New(b.Pool), Settings: activities.Settings{
+	w := worker.New(tc, cfg.TaskQueue, worker.Options{MaxConcurrentActivityExecutionSize: cfg.MaxConcurrentFetches})
+	register(w, &activities.Activities{Kombo: kc, Store: st, Settings: activities.Settings{
 		Endpoints: cfg.Endpoints, Triggers: cfg.Triggers, DebounceQuiet: cfg.DebounceQuiet, DebounceMax: cfg.DebounceMax,
 		FetchOverlap: cfg.FetchOverlap, MaxParallelFetches: cfg.FetchParallelism, FetchHeartbeatTimeout: cfg.FetchHeartbeatTimeout,
 		SweepMaxShare: cfg.SweepMaxShare, DeletedRetention: cfg.DeletedRetention, StateProbeInterval: cfg.StateProbeInterval,
@@ -66,7 +74,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer w.Stop()
 	logger.InfoContext(ctx, "worker polling", "task_queue", cfg.TaskQueue, "namespace", cfg.TemporalNamespace,
-		"endpoints", len(cfg.Endpoints), "triggers", cfg.Triggers)
+		"endpoints", len(cfg.Endpoints), "triggers", cfg.Triggers, "kombo_max_rps", cfg.KomboMaxRPS,
+		"max_concurrent_fetches", cfg.MaxConcurrentFetches)
 
 	g, ctx := errgroup.WithContext(ctx)
 	if cfg.MetricsListenAddr != "" {
