@@ -84,12 +84,10 @@ func (m *Metrics) page(ep kombo.Endpoint, kind string, c store.Counts) {
 			m.records.WithLabelValues(name, op.name).Add(float64(op.n))
 		}
 	}
-	if c.Sanitized > 0 {
-		m.sanitized.WithLabelValues(name).Add(float64(c.Sanitized))
-	}
-	if c.Rejected > 0 {
-		m.rejected.WithLabelValues(name).Add(float64(c.Rejected))
-	}
+	// Added even when zero: the series exist from an endpoint's first page, so rate() and the
+	// alert rules see a 0 rather than nothing.
+	m.sanitized.WithLabelValues(name).Add(float64(c.Sanitized))
+	m.rejected.WithLabelValues(name).Add(float64(c.Rejected))
 }
 
 // fetched observes one FetchEndpoint attempt, and the freshness of a succeeded delta.

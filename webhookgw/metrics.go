@@ -34,6 +34,9 @@ func newMetrics(reg prometheus.Registerer) metrics {
 	if reg != nil {
 		reg.MustRegister(m.webhooks, m.duration, m.relay)
 	}
+	// Both outcomes exist from the start (at 0), so rate() and the alert rules see them.
+	m.relay.WithLabelValues("signaled")
+	m.relay.WithLabelValues("failed")
 	return m
 }
 

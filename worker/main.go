@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 
 	metrics := activities.NewMetrics(b.Registry)
 	st := store.New(b.Pool)
+	b.Registry.MustRegister(st.IntegrationGauges())
 	var pace func(context.Context) error
 	if cfg.KomboMaxRPS > 0 {
 		// Every worker on the database reserves its requests' slots in one row: the cap is the

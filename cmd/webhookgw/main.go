@@ -38,12 +38,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer b.Close()
 
+	st := store.New(b.Pool)
+	b.Registry.MustRegister(st.WebhookGauges())
 	gw, err := webhookgw.New(webhookgw.Options{
 		Logger:    logger,
 		Probes:    b.Probes(logger),
 		Registry:  b.Registry,
 		Secrets:   secrets(cfg.WebhookSecrets),
-		Store:     store.New(b.Pool),
+		Store:     st,
 		Temporal:  b.Temporal,
 		TaskQueue: cfg.TaskQueue,
 	})

@@ -1,0 +1,45 @@
+package store_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kombosync/kombosync/store"
+)
+
+// The database-wide gauges count what the tables hold: integrations by sync state (deleted ones
+// left out), those needing an operator, and stored webhooks not yet signaled.
+func TestGaugesCountTheDatabase(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := t.Context()
+	sweep, deleted := "sweep refused", time.Now()
+	for _, in := range []store.Integration{
+		{ID: "personio:a", Tool: "personio", Category: "HRIS", SyncState: "idle"},
+		{ID: "personio:b", Tool: "personio", Category: "HRIS", SyncState: "idle", Attention: &sweep},
+		{ID: "personio:c", Tool: "personio", Category: "HRIS", SyncState: "auth_failed"},
+		{ID: "personio:d", Tool: "personio", Category: "HRIS", SyncState: "deleted", DeletedAt: &deleted, Attention: &sweep},
+	} {
+		require.NoError(t, s.SaveIntegration(ctx, in))
+	}
+	require.NoError(t, testutil.CollectAndCompare(s.IntegrationGauges(), strings.NewReader(`
+# HELP kombosync_integrations Integrations kombosync knows, not deleted, by the sync state their workflow last recorded.
+# TYPE kombosync_integrations gauge
+kombosync_integrations{sync_state="auth_failed"} 1
+kombosync_integrations{sync_state="idle"} 2
+# HELP kombosync_integrations_needing_operator Integrations waiting for an operator (a refused sweep: starter integration reconcile --confirm-sweep).
+# TYPE kombosync_integrations_needing_operator gauge
+kombosync_integrations_needing_operator 1
+`)))
+
+	for _, id := range []string{"e1", "e2"} {
+		_, err := s.InsertWebhookEvent(ctx, inboxEvent(id), true)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.MarkSignaled(ctx, "e1"))
+	require.Equal(t, 1.0, testutil.ToFloat64(s.WebhookGauges()))
+}
