@@ -111,7 +111,8 @@ func ExplainTemporalError(err error) error {
 
 // explainDial is ExplainTemporalError knowing the mode: over TLS 1.3 a server that refuses the
 // client's certificate (or its absence) does so only after the client's side of the handshake
-// completed, so the client sees its connection closed (a broken pipe, a reset, EOF), not an alert.
+// completed, so the client often sees its connection closed (a broken pipe, a reset, EOF), not
+// an alert; the advice then names the certificate as the likely cause.
 func explainDial(err error, mode string) error {
 	err = ExplainTemporalError(err)
 	if ce := (*ConnectionError)(nil); errors.As(err, &ce) || (mode != "tls" && mode != "mtls") {
@@ -127,7 +128,8 @@ func explainDial(err error, mode string) error {
 		advice = "the server closed the connection right after the TLS handshake; does it accept this client certificate " +
 			"(its CA, its expiry)?"
 	}
-	return &ConnectionError{"TLS handshake failed", advice, err}
+	// Not certain (a server restarting also closes connections), so the words say what was seen.
+	return &ConnectionError{"connection closed after the TLS handshake", advice, err}
 }
 
 // ConnectionError is a failure to talk to a dependency for a reason an operator can act on.
