@@ -308,10 +308,10 @@ func TestKomboRequestCapHoldsAcrossWorkers(t *testing.T) {
 	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
 	// Slots are 1/rps apart on the database's clock, so a second holds rps of them and one more
 	// at its edge; a request arrives a little after its slot (its worker and the emulator must
-	// run it), which may shift one more into a second. Uncapped, these backfills send all their
-	// requests within two seconds.
-	require.LessOrEqual(t, peakIn(times, time.Second), rps+2, "the most requests in any second, both workers together")
-	require.LessOrEqual(t, peakIn(times, 5*time.Second), rps*5+2, "the most requests in any 5 s")
+	// run it, slower under the race detector beside the other tests), which may shift one or
+	// two more into a window. Uncapped, these backfills send all 64 requests within two seconds.
+	require.LessOrEqual(t, peakIn(times, time.Second), rps+3, "the most requests in any second, both workers together")
+	require.LessOrEqual(t, peakIn(times, 5*time.Second), rps*5+4, "the most requests in any 5 s")
 	require.GreaterOrEqual(t, times[len(times)-1].Sub(times[0]), time.Duration(len(times)-1)*time.Second/rps*9/10,
 		"%d requests were spread over their slots", len(times))
 	t.Logf("%d requests; peak %d in a second, %d in 5 s; cap %d/s", len(times), peakIn(times, time.Second),
