@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -77,16 +76,19 @@ func TestFleetRelaysOnceAndLosesAWorkerAndAGateway(t *testing.T) {
 	link.cut()
 	const stranded = 16
 	var wg sync.WaitGroup
+	codes := make([]int, stranded)
 	for i := range stranded {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			body := event(fmt.Sprintf("stranded-%d", i), kombo.EventDataChanged, ids[i%len(ids)])
-			code := post(t, gateways[i%2], body)
-			require.Equal(t, http.StatusServiceUnavailable, code, "stored, not signaled")
+			codes[i], _ = teststack.PostWebhookTo(t, gateways[i%2], body)
 		}()
 	}
 	wg.Wait()
+	for i, code := range codes {
+		require.Equal(t, http.StatusServiceUnavailable, code, "stranded-%d: stored, not signaled", i)
+	}
 	require.Equal(t, stranded, s.Count(t, `select count(*) from kombo.webhook_events where signaled_at is null`))
 	link.restore()
 	teststack.Eventually(t, time.Minute, func() string {
@@ -150,17 +152,6 @@ func TestFleetRelaysOnceAndLosesAWorkerAndAGateway(t *testing.T) {
 	}
 	require.LessOrEqual(t, again, s.Count(t, `select count(*) from kombo.webhook_events
 		where signaled_at - received_at > interval '5 seconds'`), "only events a relay took over reached a workflow twice")
-}
-
-// post posts a signed webhook to the gateway at base and returns the answer's status.
-func post(t *testing.T, base string, body []byte) int {
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+webhookgw.Path, bytes.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set(kombo.SignatureHeader, kombo.Sign(teststack.WebhookSecret, body))
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 func event(id, typ, integrationID string) []byte {

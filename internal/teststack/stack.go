@@ -267,7 +267,14 @@ func (s *Stack) WaitInSync(t testing.TB, integrationID string, cat kombo.Categor
 // returns the status and the JSON answer.
 func (s *Stack) PostWebhook(t testing.TB, body []byte) (int, map[string]string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, s.GatewayURL+"/webhooks/kombo", bytes.NewReader(body))
+	return PostWebhookTo(t, s.GatewayURL, body)
+}
+
+// PostWebhookTo posts a body signed with the stack's secret to the gateway at base (one of a
+// fleet's) and returns its status and JSON answer.
+func PostWebhookTo(t testing.TB, base string, body []byte) (int, map[string]string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/webhooks/kombo", bytes.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set(kombo.SignatureHeader, kombo.Sign(WebhookSecret, body))
 	resp, err := http.DefaultClient.Do(req)
