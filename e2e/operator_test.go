@@ -220,3 +220,78 @@ func lastDelivery(t *testing.T, emu *komboemu.Emulator, typ string) komboemu.Del
 	t.Fatalf("no %s webhook", typ)
 	return komboemu.Delivery{}
 }
+
+// sync --upstream asks Kombo (the emulator's POST /force-sync) to sync from the tool, and the
+// fetch follows that sync's sync-finished, with KOMBO_TRIGGERS at its default (data-changed
+// only): a change whose data-changed was lost lands then, not before.
+func TestUpstreamSyncFetchesWhenKombosSyncFinishes(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, teststack.Options{})
+	const id = "personio:e2e-upstream"
+	employees := kombo.Endpoint{Category: kombo.CategoryHRIS, Name: "employees"}
+	require.NoError(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryHRIS, Records: 30, Seed: 3, Notify: true}))
+	s.WaitInSync(t, id, kombo.CategoryHRIS, time.Minute)
+	s.WaitState(t, id, workflows.StateIdle, time.Minute)
+
+	s.Emu.SetFaults(komboemu.Faults{Webhooks: komboemu.WebhookFaults{LossRate: 1}})
+	_, err := s.Emu.Mutate(id, komboemu.Mutation{Endpoint: employees, Op: komboemu.OpUpdate})
+	require.NoError(t, err)
+	require.NoError(t, s.Emu.WaitWebhooks(t.Context()))
+	s.Emu.SetFaults(komboemu.Faults{})
+	require.NotEmpty(t, s.Diff(t, id, employees), "the lost data-changed leaves the table behind")
+
+	var asked struct {
+		doneJSON
+		SyncID        string `json:"sync_id"`
+		AlreadyQueued *bool  `json:"already_queued"`
+		Type          string `json:"type"`
+	}
+	s.StarterJSON(t, &asked, "integration", "sync", id, "--upstream", "--type", "delta")
+	require.NotEmpty(t, asked.SyncID)
+	require.Equal(t, kombo.SyncDelta, asked.Type)
+	require.Equal(t, false, *asked.AlreadyQueued)
+	require.Contains(t, asked.Outcome, "the fetch follows its sync-finished")
+	out := s.Starter(t, "integration", "sync", id, "--upstream")
+	require.Contains(t, out, "a Kombo sync was already queued or running (DELTA sync "+asked.SyncID+")")
+
+	// The workflow waits for that sync: nothing is pending, and the change is not here.
+	var st workflows.Status
+	teststack.Eventually(t, 30*time.Second, func() string {
+		var err error
+		if st, err = s.Status(t, id); err != nil {
+			return err.Error()
+		}
+		if st.Upstream == nil {
+			return "no upstream wait in the status"
+		}
+		return ""
+	})
+	require.Equal(t, asked.SyncID, st.Upstream.SyncID)
+	require.Equal(t, workflows.StateIdle, st.State)
+	require.Empty(t, st.Pending)
+	require.Regexp(t, `upstream:\s+Kombo's sync `+asked.SyncID+` \(DELTA\) asked .*; fetches every endpoint when it finishes`,
+		s.Starter(t, "integration", "status", id))
+	require.NotEmpty(t, s.Diff(t, id, employees))
+
+	require.NoError(t, s.Emu.SendSyncFinished(id, kombo.SyncSucceeded)) // Kombo's sync ends
+	s.WaitInSync(t, id, kombo.CategoryHRIS, 30*time.Second)
+	st, err = s.Status(t, id)
+	require.NoError(t, err)
+	require.Nil(t, st.Upstream, "the wait ended with the sync-finished")
+
+	// Refusals: a type Kombo does not know, --type alone, an integration Kombo does not know.
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"integration", "sync", id, "--upstream", "--type", "hourly"}, 2, "--type must be FULL or DELTA"},
+		{[]string{"integration", "sync", id, "--type", "full"}, 2, "--type goes with --upstream"},
+		{[]string{"integration", "sync", "personio:nobody", "--upstream"}, 1, "PLATFORM.INTEGRATION_NOT_FOUND"},
+	} {
+		code, stdout, stderr := s.RunStarter(t, c.args...)
+		require.Equal(t, c.code, code, "starter %v: %s%s", c.args, stdout, stderr)
+		require.Contains(t, stderr, c.want, "starter %v", c.args)
+	}
+	s.finish(t, id, "integration_sync_upstream")
+}

@@ -181,18 +181,31 @@ func (c *Client) Pages(ctx context.Context, integrationID string, ep Endpoint, p
 // get performs a GET and returns the body of a 2xx answer; other answers become *APIError,
 // failures without a complete answer *TransportError.
 func (c *Client) get(ctx context.Context, rawURL, integrationID string) ([]byte, error) {
+	return c.do(ctx, http.MethodGet, rawURL, integrationID, nil)
+}
+
+// do sends one request (a JSON body when body is not nil) and returns the body of a 2xx
+// answer, as get describes. Every request, whatever its method, counts against the budget.
+func (c *Client) do(ctx context.Context, method, rawURL, integrationID string, body []byte) ([]byte, error) {
 	if c.pace != nil {
 		if err := c.pace(ctx); err != nil {
 			return nil, err
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	var reqBody io.Reader
+	if body != nil {
+		reqBody = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, rawURL, reqBody)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.apiKey)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if integrationID != "" {
 		req.Header.Set("X-Integration-Id", integrationID)
 	}
@@ -201,23 +214,23 @@ func (c *Client) get(ctx context.Context, rawURL, integrationID string) ([]byte,
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, &TransportError{Op: "GET " + req.URL.Path, Err: stripURL(err)}
+		return nil, &TransportError{Op: method + " " + req.URL.Path, Err: stripURL(err)}
 	}
 	defer resp.Body.Close()
-	body, err := readBody(resp)
+	answer, err := readBody(resp)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, &TransportError{Op: "read " + req.URL.Path, Err: err}
 	}
-	if len(body) > maxPageBytes {
+	if len(answer) > maxPageBytes {
 		return nil, fmt.Errorf("kombo: answer of %s larger than %d bytes", req.URL.Path, maxPageBytes)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, parseAPIError(resp, body, c.now())
+		return nil, parseAPIError(resp, answer, c.now())
 	}
-	return body, nil
+	return answer, nil
 }
 
 // readBody reads an answer of at most maxPageBytes+1 bytes. With a Content-Length, into one

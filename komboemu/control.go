@@ -17,7 +17,7 @@ import (
 //	POST   /_emulator/integrations                       IntegrationSpec as JSON (snake_case)
 //	GET    /_emulator/integrations                       ids
 //	POST   /_emulator/integrations/{id}/finish-first-sync
-//	POST   /_emulator/integrations/{id}/sync-finished    {"state": "AUTHENTICATION_FAILED"}
+//	POST   /_emulator/integrations/{id}/sync-finished    {"state": "AUTHENTICATION_FAILED"}; ends a forced sync
 //	POST   /_emulator/integrations/{id}/state            {"state": "INACTIVE"}
 //	POST   /_emulator/integrations/{id}/mutations        {"random": 10} or {"mutations": [{"endpoint": "hris/employees", "op": "update", "id": "…", "fields": {…}}]}
 //	POST   /_emulator/integrations/{id}/churn            {"per_second": 2, "endpoints": ["hris/employees"]}; 0 stops

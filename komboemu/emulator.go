@@ -31,6 +31,9 @@ type Options struct {
 	CursorTTL time.Duration
 	// Webhooks: where and how to send signed webhooks; no webhooks when URL is empty.
 	Webhooks WebhookOptions
+	// ForcedSyncDuration, when set, ends a sync started by POST /force-sync by itself after
+	// that long (sync-finished SUCCEEDED); otherwise it runs until SendSyncFinished.
+	ForcedSyncDuration time.Duration
 	// Seed makes fault injection and webhook ids repeatable.
 	Seed   uint64
 	Logger *slog.Logger
@@ -192,18 +195,25 @@ func (e *Emulator) FinishFirstSync(integrationID string) error {
 	})
 }
 
-// SendSyncFinished sends a sync-finished webhook with any state, known or not.
+// SendSyncFinished sends a sync-finished webhook with any state, known or not. It ends the sync
+// that POST /force-sync queued, when there is one.
 func (e *Emulator) SendSyncFinished(integrationID, state string) error {
 	return e.withIntegration(integrationID, func(i *integration) {
 		e.sendSyncFinished(i, state)
 	})
 }
 
+// sendSyncFinished ends the integration's queued sync (a forced one, or the first), or one
+// Kombo ran on its own schedule, with a sync-finished webhook carrying its id.
 func (e *Emulator) sendSyncFinished(i *integration, state string) {
 	end := e.now().UTC().Truncate(time.Millisecond)
 	start := end.Add(-90 * time.Second)
+	syncID := i.gen.id()
+	if i.queued != nil {
+		syncID, i.queued = i.queued.id, nil
+	}
 	e.hooks.send(kombo.EventSyncFinished, map[string]any{
-		"sync_id": i.gen.id(), "sync_state": state, "sync_started_at": kombo.FormatTime(start), "sync_ended_at": kombo.FormatTime(end),
+		"sync_id": syncID, "sync_state": state, "sync_started_at": kombo.FormatTime(start), "sync_ended_at": kombo.FormatTime(end),
 		"sync_duration_seconds": 90, "integration_id": i.id, "integration_tool": i.tool, "integration_category": string(i.category),
 		"end_user": endUserJSON(i.endUser), "log_url": "https://app.kombo.dev/env/emulator/logs/" + i.gen.id(),
 	})

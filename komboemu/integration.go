@@ -20,6 +20,8 @@ type integration struct {
 	pendingStatus    int  // 409 (since 2026-05-19) or 503 (before)
 	legacyPending    bool // answer pending with the old message-only body
 
+	queued *queuedSync // the sync Kombo runs or queued (force-sync), until its sync-finished
+
 	disabledModels     map[string]bool // endpoint names answering MODEL_NOT_AVAILABLE
 	missingPermissions map[string]bool // endpoint names answering PERMISSION_MISSING
 

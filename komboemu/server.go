@@ -22,6 +22,7 @@ func (e *Emulator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/{category}/{endpoint}", e.counted(e.serveList))
 	mux.HandleFunc("GET /v1/integrations/{integration_id}", e.counted(e.serveIntegration))
+	mux.HandleFunc("POST /v1/force-sync", e.counted(e.serveForceSync))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	e.controlRoutes(mux)
 	return mux

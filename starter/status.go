@@ -42,14 +42,16 @@ type statusReport struct {
 	InFlight          []string `json:"in_flight"`
 	Unavailable       []string `json:"unavailable,omitempty"`
 	// RecordsRejected counts each endpoint's records set aside in kombo.rejected_records.
-	RecordsRejected map[string]int   `json:"records_rejected,omitempty"`
-	LastSyncedAt    *time.Time       `json:"last_synced_at,omitempty"`
-	LastError       string           `json:"last_error,omitempty"`
-	LastErrorAt     *time.Time       `json:"last_error_at,omitempty"`
-	NextWakeAt      *time.Time       `json:"next_wake_at,omitempty"`
-	NextWake        string           `json:"next_wake,omitempty"`
-	PurgeAt         *time.Time       `json:"purge_at,omitempty"`
-	Endpoints       []endpointStatus `json:"endpoints"`
+	RecordsRejected map[string]int `json:"records_rejected,omitempty"`
+	LastSyncedAt    *time.Time     `json:"last_synced_at,omitempty"`
+	LastError       string         `json:"last_error,omitempty"`
+	LastErrorAt     *time.Time     `json:"last_error_at,omitempty"`
+	NextWakeAt      *time.Time     `json:"next_wake_at,omitempty"`
+	NextWake        string         `json:"next_wake,omitempty"`
+	PurgeAt         *time.Time     `json:"purge_at,omitempty"`
+	// UpstreamSync is the Kombo sync (sync --upstream) the workflow fetches after.
+	UpstreamSync *upstreamStatus  `json:"upstream_sync,omitempty"`
+	Endpoints    []endpointStatus `json:"endpoints"`
 	// Postgres only.
 	WebhooksUnsignaled *int `json:"webhooks_unsignaled,omitempty"`
 	FetchesFailed24h   *int `json:"fetches_failed_24h,omitempty"`
@@ -58,6 +60,13 @@ type statusReport struct {
 	RoundsThisRun int `json:"rounds_this_run,omitempty"`
 
 	now time.Time
+}
+
+type upstreamStatus struct {
+	SyncID      string    `json:"sync_id"`
+	Type        string    `json:"type,omitempty"`
+	Endpoints   []string  `json:"endpoints,omitempty"` // every configured one when empty
+	RequestedAt time.Time `json:"requested_at"`
 }
 
 // endpointStatus is one endpoint's lag, watermark and last run. The lag is the time since its
@@ -137,6 +146,9 @@ func workflowStatus(id string, st workflows.Status, now time.Time) statusReport 
 		LastSyncedAt: st.LastSyncAt, LastError: st.LastError, LastErrorAt: st.LastErrorAt, NextWakeAt: st.NextWakeAt,
 		NextWake: st.NextWake, PurgeAt: st.PurgeAt, EventsThisRun: st.EventsThisRun, RoundsThisRun: st.RoundsThisRun,
 		RecordsRejected: nonZero(st.Rejected), now: now}
+	if u := st.Upstream; u != nil {
+		r.UpstreamSync = &upstreamStatus{SyncID: u.SyncID, Type: u.Type, Endpoints: u.Endpoints, RequestedAt: u.RequestedAt}
+	}
 	for _, ep := range endpointNames(st.Watermarks, st.LastRuns) {
 		e := endpointStatus{Endpoint: ep}
 		if w, ok := st.Watermarks[ep]; ok {

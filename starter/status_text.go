@@ -68,6 +68,10 @@ func (r statusReport) text(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "  last error:   none\n")
 	}
+	if u := r.UpstreamSync; u != nil {
+		fmt.Fprintf(w, "  upstream:     Kombo's sync %s (%s) asked %s; fetches %s when it finishes\n",
+			u.SyncID, or(u.Type, "type unknown"), r.ago(&u.RequestedAt), or(strings.Join(u.Endpoints, ", "), "every endpoint"))
+	}
 	if r.PurgeAt != nil {
 		fmt.Fprintf(w, "  purge:        %s\n", r.in(r.PurgeAt))
 	}

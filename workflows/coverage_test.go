@@ -200,6 +200,30 @@ func (r recorded) leadingEdge(t *testing.T) bool {
 	return false
 }
 
+// upstreamFetch: a sync-now waiting for a Kombo sync (sync --upstream), that sync's
+// sync-finished, then a fetch.
+func (r recorded) upstreamFetch(t *testing.T) bool {
+	waitingFor, finished := "", false
+	for _, e := range r.events {
+		if a := e.GetWorkflowExecutionSignaledEventAttributes(); a != nil {
+			switch a.SignalName {
+			case workflows.SignalSyncNow:
+				var req workflows.SyncNowRequest
+				decode(t, a.Input.Payloads[0], &req)
+				waitingFor = req.AfterKomboSync
+			case workflows.SignalKomboEvent:
+				var ev workflows.KomboEvent
+				decode(t, a.Input.Payloads[0], &ev)
+				finished = finished || (waitingFor != "" && ev.Type == kombo.EventSyncFinished && ev.SyncID == waitingFor)
+			}
+		}
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil && a.ActivityType.GetName() == "FetchEndpoint" && finished {
+			return true
+		}
+	}
+	return false
+}
+
 func (r recorded) sweeps(t *testing.T) []store.SweepResult {
 	var out []store.SweepResult
 	for _, p := range r.completedActivities(t, "SweepEndpoint", nil) {
@@ -245,6 +269,9 @@ func TestRecordedHistoriesCoverEveryPath(t *testing.T) {
 		}},
 		{"auth failure found by a fetch", func(r recorded) bool {
 			return isSync(r) && r.activityFailedWith(activities.ErrAuthFailed)
+		}},
+		{"sync --upstream: fetched when the asked-for Kombo sync finished", func(r recorded) bool {
+			return isSync(r) && r.upstreamFetch(t)
 		}},
 		{"paused and resumed by an operator", func(r recorded) bool {
 			s := strings.Join(r.signals(t), ",")

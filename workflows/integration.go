@@ -54,7 +54,11 @@ type CarriedState struct {
 	KomboState        string // the integration at Kombo: ACTIVE, INVALID, INACTIVE
 	LastSyncState     string // Kombo's sync_state of its last sync-finished: SUCCEEDED, …
 	LastSyncStateAt   *time.Time
+	LastSyncID        string // Kombo's sync_id of its last sync-finished
 	FirstSyncFinished bool
+	// Upstream is the Kombo sync an operator asked for (sync --upstream) whose sync-finished
+	// the workflow waits for, to fetch then.
+	Upstream *UpstreamWait
 
 	// Pending endpoints ("hris/employees") wait for the debounce deadline: the earlier of
 	// QuietUntil (the last event + the quiet window) and PendingSince + the maximum delay.

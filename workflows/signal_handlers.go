@@ -54,7 +54,15 @@ func (s *syncer) receiveEvent(ctx workflow.Context, c workflow.ReceiveChannel) {
 		}
 	case kombo.EventSyncFinished:
 		now := workflow.Now(ctx)
-		s.st.LastSyncState, s.st.LastSyncStateAt = ev.SyncState, &now
+		s.st.LastSyncState, s.st.LastSyncStateAt, s.st.LastSyncID = ev.SyncState, &now, ev.SyncID
+		upstream := s.st.Upstream
+		if upstream != nil && ev.SyncID != "" && ev.SyncID != upstream.SyncID {
+			upstream = nil // another sync of Kombo's: the wait goes on
+		}
+		if upstream != nil {
+			s.st.Upstream = nil
+			s.logger.Info("the Kombo sync asked for finished", "sync_id", ev.SyncID, "sync_state", ev.SyncState)
+		}
 		switch ev.SyncState {
 		case kombo.SyncSucceeded, kombo.SyncPartiallyFailed:
 			if s.st.FirstSyncPending {
@@ -64,6 +72,10 @@ func (s *syncer) receiveEvent(ctx workflow.Context, c workflow.ReceiveChannel) {
 			s.scheduleProbe(now, true) // evidence of life
 			if slices.Contains(triggers, kombo.EventSyncFinished) {
 				s.markDirty(ctx, s.configured(), false)
+			}
+			if upstream != nil {
+				s.st.RetryAt = nil // an operator's "now", as sync-now
+				s.markDirty(ctx, s.endpointsNamed(upstream.Endpoints), true)
 			}
 		case kombo.SyncAuthenticationFailed:
 			s.st.AuthFailed = true
@@ -102,24 +114,40 @@ func (s *syncer) receiveEvent(ctx workflow.Context, c workflow.ReceiveChannel) {
 	}
 }
 
+// endpointsNamed are the configured endpoints among names ("hris/employees"); every configured
+// one when names is empty.
+func (s *syncer) endpointsNamed(names []string) []kombo.Endpoint {
+	if len(names) == 0 {
+		return s.configured()
+	}
+	var eps []kombo.Endpoint
+	for _, name := range names {
+		if e, ok := kombo.LookupEndpoint(name); ok && slices.Contains(s.configured(), e) {
+			eps = append(eps, e)
+		} else {
+			s.logger.Warn("sync-now: endpoint not configured for this integration", "endpoint", name)
+		}
+	}
+	return eps
+}
+
 func (s *syncer) receiveSyncNow(ctx workflow.Context, c workflow.ReceiveChannel) {
 	var req SyncNowRequest
 	c.Receive(ctx, &req)
-	eps := s.configured()
-	if len(req.Endpoints) > 0 {
-		eps = nil
-		for _, name := range req.Endpoints {
-			if e, ok := kombo.LookupEndpoint(name); ok && slices.Contains(s.configured(), e) {
-				eps = append(eps, e)
-			} else {
-				s.logger.Warn("sync-now: endpoint not configured for this integration", "endpoint", name)
-			}
-		}
-	}
+	eps := s.endpointsNamed(req.Endpoints)
 	if s.st.Deleted {
 		s.logger.Info("sync-now ignored: the integration is deleted")
 		return
 	}
+	if req.AfterKomboSync != "" && req.AfterKomboSync != s.st.LastSyncID {
+		// Fetch when Kombo's sync ends. A plain sync-now, or a newer upstream request,
+		// replaces the wait; the weekly reconciliation covers a sync-finished that never comes.
+		s.st.Upstream = &UpstreamWait{SyncID: req.AfterKomboSync, Type: req.KomboSyncType, Endpoints: req.Endpoints, RequestedAt: workflow.Now(ctx)}
+		s.logger.Info("sync-now after Kombo's sync", "sync_id", req.AfterKomboSync, "endpoints", len(eps), "reason", req.Reason)
+		return
+	}
+	// A plain sync-now, or the asked-for sync finished before this signal came: fetch now.
+	s.st.Upstream = nil
 	s.st.RetryAt, s.st.AuthFailed = nil, false
 	s.markDirty(ctx, eps, true)
 	s.logger.Info("sync-now", "endpoints", len(eps), "reason", req.Reason)

@@ -18,6 +18,7 @@ type KomboEvent struct {
 
 	ChangedModels    []string // data-changed: the changed models' names
 	SyncState        string   // sync-finished: Kombo's sync_state
+	SyncID           string   // sync-finished: Kombo's sync_id
 	IntegrationState string   // integration-state-changed: ACTIVE, INVALID, INACTIVE
 	// StateUpdatedAt is the integration-state-changed's data.updated_at: a state older than the
 	// one applied last changes nothing (Kombo and the relay may deliver them out of order).
@@ -39,7 +40,7 @@ func EventFromWebhook(ev kombo.Event, receivedAt time.Time) (KomboEvent, bool) {
 			out.ChangedModels = append(out.ChangedModels, m.Name)
 		}
 	case *kombo.SyncFinished:
-		out.Tool, out.Category, out.SyncState = p.IntegrationTool, p.IntegrationCategory, p.SyncState
+		out.Tool, out.Category, out.SyncState, out.SyncID = p.IntegrationTool, p.IntegrationCategory, p.SyncState, p.SyncID
 	case *kombo.RemoteEventReceived:
 		out.Tool, out.Category = p.IntegrationTool, p.IntegrationCategory
 	case *kombo.IntegrationCreated:
@@ -59,6 +60,20 @@ type SyncNowRequest struct {
 	// Endpoints ("hris/employees") to fetch; empty means every configured endpoint.
 	Endpoints []string
 	Reason    string
+	// AfterKomboSync, when set, is the id of a sync Kombo runs from the source tool (POST
+	// /force-sync, `starter integration sync --upstream`): the endpoints are fetched when its
+	// sync-finished arrives, whatever KOMBO_TRIGGERS says, not now.
+	AfterKomboSync string
+	KomboSyncType  string // FULL or DELTA, as Kombo answered; for the status
+}
+
+// UpstreamWait is a sync Kombo runs from the source tool that the workflow waits for, to fetch
+// Endpoints when its sync-finished arrives (SyncNowRequest.AfterKomboSync).
+type UpstreamWait struct {
+	SyncID      string
+	Type        string
+	Endpoints   []string
+	RequestedAt time.Time
 }
 
 // PauseRequest is the pause signal: no fetch starts until resume. Events keep accumulating.

@@ -74,6 +74,8 @@ type Status struct {
 	// is when the endpoint's last successful pass began.
 	FetchOverlap time.Duration
 	PurgeAt      *time.Time // a deleted integration's rows go then
+	// Upstream is the Kombo sync (sync --upstream) whose sync-finished the workflow waits for.
+	Upstream *UpstreamWait
 }
 
 // state is the KomboSyncState the workflow is in.
@@ -106,7 +108,7 @@ func (s *syncer) status() Status {
 		Watermarks: maps.Clone(s.watermarks), LastRuns: maps.Clone(s.st.LastRuns), LastSyncAt: s.st.LastSyncAt,
 		LastError: s.st.LastError, LastErrorAt: s.st.LastErrorAt, EventsThisRun: s.eventsThisRun, RoundsThisRun: s.rounds,
 		LastFullSyncAt: s.st.LastFullSyncAt, Attention: s.attention(), PurgeAt: s.st.PurgeAt,
-		Rejected: maps.Clone(s.st.Rejected), FetchOverlap: s.settings.FetchOverlap,
+		Rejected: maps.Clone(s.st.Rejected), FetchOverlap: s.settings.FetchOverlap, Upstream: s.st.Upstream,
 	}
 	for _, c := range s.inflight {
 		st.InFlight = append(st.InFlight, c.endpoint)

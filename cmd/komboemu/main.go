@@ -42,6 +42,7 @@ type settings struct {
 	seed          uint64
 	cursorTTL     time.Duration
 	retention     time.Duration
+	forcedSync    time.Duration
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
@@ -62,6 +63,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Uint64Var(&s.seed, "seed", 1, "seed of the generated data and of fault injection")
 	fs.DurationVar(&s.cursorTTL, "cursor-ttl", 0, "reject cursors older than this (0: never)")
 	fs.DurationVar(&s.retention, "retention", 14*24*time.Hour, "how long deleted records stay visible before they are removed")
+	fs.DurationVar(&s.forcedSync, "forced-sync-duration", 10*time.Second, "how long a sync asked for with POST /force-sync runs before its sync-finished (0: until the control API's sync-finished)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := ff.Parse(fs, args, ff.WithEnvVarPrefix("KOMBOEMU")); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -86,7 +88,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})).With("service", "komboemu")
 
 	emu := komboemu.New(komboemu.Options{
-		APIKey: s.apiKey, Seed: s.seed, CursorTTL: s.cursorTTL, Retention: s.retention, Logger: logger,
+		APIKey: s.apiKey, Seed: s.seed, CursorTTL: s.cursorTTL, Retention: s.retention, Logger: logger, ForcedSyncDuration: s.forcedSync,
 		Webhooks: komboemu.WebhookOptions{URL: s.webhookURL, Secret: s.webhookSecret, Window: s.window},
 	})
 	defer emu.Close()

@@ -50,6 +50,8 @@ type Stack struct {
 	WorkerEnv []string
 	// ProgramEnv is Options.ProgramEnv; the starter runs with it too.
 	ProgramEnv []string
+	// KomboBaseURL is the emulator's API (…/v1); the worker and the starter call it.
+	KomboBaseURL string
 
 	gatewayEnv []string   // the gateway's environment but its listen address
 	programs   []*Program // every program started, checked for logged secrets at the end
@@ -106,6 +108,7 @@ func New(t testing.TB, o Options) *Stack {
 	s.Emu = komboemu.New(komboemu.Options{APIKey: APIKey, Seed: o.Seed, Now: now, Webhooks: o.Webhooks})
 	emuSrv := httptest.NewServer(s.Emu.Handler())
 	t.Cleanup(func() { emuSrv.Close(); s.Emu.Close() })
+	s.KomboBaseURL = emuSrv.URL + "/v1"
 
 	s.Pool, err = pgxpool.New(t.Context(), s.DatabaseURL)
 	require.NoError(t, err)
@@ -127,7 +130,7 @@ func New(t testing.TB, o Options) *Stack {
 		metrics = fmt.Sprintf("127.0.0.1:%d", port)
 		s.MetricsURL = "http://" + metrics
 	}
-	s.WorkerEnv = slices.Concat(common, Env("KOMBO_API_KEY", APIKey, "KOMBO_BASE_URL", emuSrv.URL+"/v1",
+	s.WorkerEnv = slices.Concat(common, Env("KOMBO_API_KEY", APIKey, "KOMBO_BASE_URL", s.KomboBaseURL,
 		"METRICS_LISTEN_ADDR", metrics))
 	if o.Quiet > 0 {
 		s.WorkerEnv = append(s.WorkerEnv, Env("DEBOUNCE_QUIET", o.Quiet.String())...)
@@ -348,7 +351,8 @@ func (s *Stack) RunStarter(t testing.TB, args ...string) (code int, stdout, stde
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), filepath.Join(binDir, "starter"), args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, Env("DATABASE_URL", s.DatabaseURL,
-		"TEMPORAL_ADDRESS", s.TemporalAddress, "TEMPORAL_TASK_QUEUE", s.TaskQueue)...)
+		"TEMPORAL_ADDRESS", s.TemporalAddress, "TEMPORAL_TASK_QUEUE", s.TaskQueue,
+		"KOMBO_API_KEY", APIKey, "KOMBO_BASE_URL", s.KomboBaseURL)...) // for sync --upstream
 	cmd.Env = append(cmd.Env, s.ProgramEnv...)
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
