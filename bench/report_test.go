@@ -43,6 +43,7 @@ func TestBenchmarks(t *testing.T) {
 		{"gateway", benchGateway},     // figure 5
 		{"freshness", benchFreshness}, // figure 6
 		{"scale", benchScale},         // figures 7 and 8
+		{"budget", benchBudget},       // figure 11
 	} {
 		if only == "" || only == part.name {
 			t.Run(part.name, part.run)
