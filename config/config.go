@@ -67,6 +67,7 @@ const (
 	PartSync
 	PartMetrics
 	PartLog
+	PartPrivacy
 )
 
 // Config is the whole configuration. A program only reads the fields of the parts it registered.
@@ -112,6 +113,8 @@ type Config struct {
 	// Kombo for its state again; it doubles up to an hour.
 	StateProbeInterval time.Duration
 
+	Privacy Privacy
+
 	MetricsListenAddr string
 
 	LogLevel  slog.Level
@@ -128,7 +131,7 @@ func (c *Config) LogValue() slog.Value {
 	for i, e := range c.Endpoints {
 		endpoints[i] = e.String()
 	}
-	return slog.GroupValue(
+	attrs := []slog.Attr{
 		slog.String("database_url", db),
 		slog.String("temporal_address", c.TemporalAddress),
 		slog.String("temporal_namespace", c.TemporalNamespace),
@@ -149,7 +152,11 @@ func (c *Config) LogValue() slog.Value {
 		slog.Float64("sweep_max_share", c.SweepMaxShare),
 		slog.Duration("deleted_retention", c.DeletedRetention),
 		slog.Duration("state_probe_interval", c.StateProbeInterval),
-	)
+	}
+	if c.parts&PartPrivacy != 0 {
+		attrs = append(attrs, c.Privacy.logAttrs())
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // String prints the same safe view as LogValue, so %v of a Config never shows a secret.
@@ -210,6 +217,9 @@ func Register(fs *flag.FlagSet, parts Part) *Config {
 		fs.Float64Var(&c.SweepMaxShare, "sweep-max-share", DefaultSweepMaxShare, "largest share of an endpoint's rows a full pass marks deleted without confirmation (env SWEEP_MAX_SHARE)")
 		fs.DurationVar(&c.DeletedRetention, "deleted-retention", DefaultDeletedRetention, "how long a deleted integration's rows are kept before the purge (env DELETED_RETENTION)")
 		fs.DurationVar(&c.StateProbeInterval, "state-probe-interval", DefaultStateProbeInterval, "first wait before asking Kombo again for the state of an integration it paused; doubles up to an hour (env STATE_PROBE_INTERVAL)")
+	}
+	if parts&PartPrivacy != 0 {
+		registerPrivacy(fs, c)
 	}
 	if parts&PartMetrics != 0 {
 		c.MetricsListenAddr = DefaultMetricsListenAddr
@@ -332,6 +342,11 @@ func (c *Config) Validate() error {
 		}
 		if c.FetchOverlap < 0 {
 			errs = append(errs, fmt.Errorf("FETCH_OVERLAP must not be negative, not %s", c.FetchOverlap))
+		}
+	}
+	if c.parts&PartPrivacy != 0 {
+		if err := c.Privacy.validate(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if c.parts&PartMetrics != 0 && c.MetricsListenAddr != "" {

@@ -144,8 +144,12 @@ func (s *Store) PurgeIntegration(ctx context.Context, id string) (records int64,
 			`delete from kombo.rejected_records where integration_id = $1`,
 			`delete from kombo.full_pass_seen where run_id in (select id from kombo.fetch_runs where integration_id = $1)`,
 			`delete from kombo.fetch_runs where integration_id = $1`,
+			`delete from kombo.suppressed_records where integration_id = $1`,
+			// The inbox's payloads name the customer's admin (end_user); an unsignaled one
+			// is still the relay's to deliver, and goes with the retention run later.
+			`delete from kombo.webhook_events where integration_id = $1 and signaled_at is not null`,
 			`update kombo.integrations set purged_at = coalesce(purged_at, now()), deleted_at = coalesce(deleted_at, now()),
-				updated_at = now() where id = $1`,
+				end_user = null, updated_at = now() where id = $1`,
 		} {
 			if _, err := tx.Exec(ctx, q, id); err != nil {
 				return err

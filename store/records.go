@@ -25,7 +25,9 @@ import (
 //     either. Filtering unchanged records out before the insert, to spare the lock, was measured
 //     slower: it makes prev a twice-used, always-computed CTE (unchanged re-fetch 0.8× instead of
 //     0.4× of a full pass);
-//   - ch: one change row per written record, with the op and the changed top-level fields;
+//   - ch: one change row per written record, with the op and the changed top-level fields (the
+//     values of fields the field policy touches are "[redacted]": a stored version from before a
+//     policy change may still hold them);
 //   - run: the run's counts and next cursor, so its progress never disagrees with the data.
 //
 // Callers hold the (integration, endpoint) advisory lock, so prev cannot go stale under it.
@@ -33,6 +35,8 @@ const upsertPage = `
 with incoming as (
 	select * from unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
 		as t(id, remote_id, data, changed_at, remote_deleted_at)
+	where not exists ( -- erased and suppressed: not stored again while Kombo serves it
+		select from kombo.suppressed_records s where s.integration_id = $1 and s.endpoint = $2 and s.record_id = t.id)
 ), prev as (
 	select r.id, r.data, r.deleted_at
 	from unnest($3::text[]) as i(id)
@@ -55,10 +59,14 @@ with incoming as (
 		deleted_at = case when excluded.remote_deleted_at is null then null else coalesce(r.deleted_at, excluded.deleted_at) end,
 		last_seen_at = excluded.last_seen_at,
 		fetched_at = excluded.fetched_at,
-		fetch_run_id = excluded.fetch_run_id
+		fetch_run_id = excluded.fetch_run_id,
+		content_removed_at = null
 	where (r.data is distinct from excluded.data
 			or (r.deleted_at is not null and excluded.remote_deleted_at is null))
 		and r.fetched_at <= excluded.fetched_at
+		-- A tombstone stays one while Kombo still serves the record as deleted; a restore
+		-- brings the content back.
+		and (r.content_removed_at is null or excluded.remote_deleted_at is null)
 	returning r.id, r.data, r.deleted_at
 ), ch as (
 	insert into kombo.changes (integration_id, endpoint, record_id, op, diff, fetch_run_id, recorded_at)
@@ -71,7 +79,8 @@ with incoming as (
 			else 'updated'
 		end,
 		case when p.id is not null then (
-			select coalesce(jsonb_object_agg(k, jsonb_build_array(p.data -> k, u.data -> k)), '{}'::jsonb)
+			select coalesce(jsonb_object_agg(k, case when k = any($15::text[]) then '["[redacted]", "[redacted]"]'::jsonb
+				else jsonb_build_array(p.data -> k, u.data -> k) end), '{}'::jsonb)
 			from jsonb_object_keys(p.data || u.data) as k
 			where (p.data -> k) is distinct from (u.data -> k)
 		) end,
@@ -108,6 +117,14 @@ select inserted, updated, deleted, restored, (select count(*) from run) from cou
 // driver stays a few times chunkBytes instead of a few times the page.
 func (s *Store) ApplyPage(ctx context.Context, run Run, page *kombo.Page, fetchedAt time.Time) (Counts, error) {
 	recs := dedupe(page.Records)
+	recs, err := s.applyPolicy(run.Endpoint.String(), recs)
+	if err != nil {
+		return Counts{}, fmt.Errorf("apply page of %s %s: %w", run.IntegrationID, run.Endpoint, err)
+	}
+	policyFields := s.policy.TopLevel(run.Endpoint.String())
+	if policyFields == nil {
+		policyFields = []string{}
+	}
 	ids := make([]string, len(recs))
 	for i, r := range recs {
 		ids[i] = r.ID
@@ -119,7 +136,7 @@ func (s *Store) ApplyPage(ctx context.Context, run Run, page *kombo.Page, fetche
 		}
 	}
 	chunks := chunk(recs)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		// One writer per (integration, endpoint) at a time: a retried attempt and its zombie
 		// predecessor take turns instead of interleaving.
@@ -139,7 +156,7 @@ func (s *Store) ApplyPage(ctx context.Context, run Run, page *kombo.Page, fetche
 			if k == 0 {
 				pages, fetched, sanitized, rejected = 1, len(part)+len(page.Records)-len(recs), c.Sanitized, c.Rejected
 			}
-			queueUpsert(b, run, part, fetchedAt, page.Next, fetched, sanitized, rejected, pages, &c, &runs)
+			queueUpsert(b, run, part, fetchedAt, page.Next, fetched, sanitized, rejected, pages, policyFields, &c, &runs)
 			if err := tx.SendBatch(ctx, b).Close(); err != nil {
 				return err
 			}
@@ -162,7 +179,7 @@ func (s *Store) ApplyPage(ctx context.Context, run Run, page *kombo.Page, fetche
 // queueUpsert queues the page statement for part of a page's records; its counts are added to c
 // and the number of open runs it found is set in runs.
 func queueUpsert(b *pgx.Batch, run Run, part []kombo.Record, fetchedAt time.Time, next string,
-	fetched, sanitized, rejected, pages int, c *Counts, runs *int) {
+	fetched, sanitized, rejected, pages int, policyFields []string, c *Counts, runs *int) {
 	n := len(part)
 	ids, remoteIDs, data := make([]string, n), make([]*string, n), make([]string, n)
 	changedAt, deletedAt := make([]time.Time, n), make([]*time.Time, n)
@@ -173,7 +190,7 @@ func queueUpsert(b *pgx.Batch, run Run, part []kombo.Record, fetchedAt time.Time
 		}
 	}
 	b.Queue(upsertPage, run.IntegrationID, run.Endpoint.String(), ids, remoteIDs, data, changedAt, deletedAt,
-		fetchedAt, run.ID, next, fetched, sanitized, rejected, pages).
+		fetchedAt, run.ID, next, fetched, sanitized, rejected, pages, policyFields).
 		QueryRow(func(row pgx.Row) error {
 			var in, up, del, res int
 			if err := row.Scan(&in, &up, &del, &res, runs); err != nil {
@@ -287,6 +304,24 @@ func (s *Store) RejectedByEndpoint(ctx context.Context, integrationID string) (m
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("count rejected records of %s: %w", integrationID, err)
+	}
+	return out, nil
+}
+
+// applyPolicy applies the field policy to the records (copies; the page is not changed), before
+// anything is stored or diffed.
+func (s *Store) applyPolicy(endpoint string, recs []kombo.Record) ([]kombo.Record, error) {
+	if s.policy.TopLevel(endpoint) == nil {
+		return recs, nil
+	}
+	out := make([]kombo.Record, len(recs))
+	for i, r := range recs {
+		raw, _, err := s.policy.Apply(endpoint, r.Raw)
+		if err != nil {
+			return nil, fmt.Errorf("record %s: %w", r.ID, err)
+		}
+		r.Raw = raw
+		out[i] = r
 	}
 	return out, nil
 }

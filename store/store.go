@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kombosync/kombosync/privacy"
 )
 
 // DBTX is what the store runs statements on: a pool, a connection or a transaction.
@@ -22,12 +24,23 @@ type DBTX interface {
 
 // Store is kombosync's Postgres access.
 type Store struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
+	pool   *pgxpool.Pool
+	now    func() time.Time
+	policy *privacy.Policy // applied to every record before it is stored (nil: none)
 }
 
 // New returns a store on the pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, now: time.Now} }
+
+// WithPolicy returns the store applying the field policy to every record it writes.
+func (s *Store) WithPolicy(p *privacy.Policy) *Store {
+	c := *s
+	c.policy = p
+	return &c
+}
+
+// Policy is the field policy the store applies (nil: none).
+func (s *Store) Policy() *privacy.Policy { return s.policy }
 
 // Pool is the store's connection pool.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }

@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := config.Register(fs, config.PartDatabase|config.PartTemporal|config.PartKomboAPI|
-		config.PartSync|config.PartMetrics|config.PartLog)
+		config.PartSync|config.PartMetrics|config.PartLog|config.PartPrivacy)
 	if err := cfg.Parse(fs, args); err != nil {
 		return err
 	}
