@@ -84,7 +84,7 @@ func TestParseRefusesWhatItCannotApply(t *testing.T) {
 		`{"hris/employees": {"drop": ["x"], "hash": ["x"]}}`: "listed twice",
 		`{"hris/employees": {"hash": ["ssn"]}}`:              "FIELD_POLICY_HASH_KEY of at least 32 bytes",
 		`{"hris/employees": {"remove": ["ssn"]}}`:            "not a policy document",
-		`[]`:                                                 "not a policy document",
+		`[]`: "not a policy document",
 	} {
 		var k []byte
 		if !strings.Contains(want, "HASH_KEY") {

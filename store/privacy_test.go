@@ -216,7 +216,7 @@ func TestSignaledWebhooksLeaveTheInboxAfterTheirRetention(t *testing.T) {
 		signaled bool
 	}{{"old-signaled", old, true}, {"old-unsignaled", old, false}, {"new-signaled", time.Now(), true}} {
 		_, err := s.InsertWebhookEvent(t.Context(), store.InboxEvent{ID: ev.id, Type: "data-changed", IntegrationID: "personio:1",
-			Payload: []byte(`{"id":"` + ev.id + `","type":"data-changed","data":{"end_user":{"creator_email":"admin-` + ev.id + `@acme.example"}}}`),
+			Payload:    []byte(`{"id":"` + ev.id + `","type":"data-changed","data":{"end_user":{"creator_email":"admin-` + ev.id + `@acme.example"}}}`),
 			ReceivedAt: ev.at}, !ev.signaled)
 		require.NoError(t, err)
 	}
@@ -284,4 +284,3 @@ func TestErasureRemovesAPersonAndWhatEmbedsThem(t *testing.T) {
 	_, err = s.Erase(t.Context(), "personio:1", refs, true, " ", false)
 	require.ErrorContains(t, err, "needs a reason")
 }
-

@@ -12,7 +12,7 @@ import (
 
 // Retention steps, in the order a run takes them (README "Personal data").
 const (
-	RetainPolicy    = "field-policy"   // stored rows and change rows follow a changed field policy
+	RetainPolicy    = "field-policy"    // stored rows and change rows follow a changed field policy
 	RetainDeleted   = "deleted-records" // deleted records become tombstones
 	RetainChanges   = "change-values"   // old change rows' values are redacted
 	RetainWebhooks  = "webhook-events"  // old signaled webhooks leave the inbox
