@@ -7,6 +7,8 @@
 //   - integration.go: LoadIntegration and SaveIntegration, the workflow's view of its row;
 //   - sweep.go, purge.go, reconcile.go: the full pass's sweep, a deleted integration's purge,
 //     and the weekly reconciliation's listing and signalling;
+//   - retention.go: the daily retention run's steps (field policy, tombstones, change values,
+//     inbox), in batches that commit their counts with their work;
 //   - heartbeat.go: heartbeating while a long statement runs; metrics.go: Prometheus metrics.
 //
 // See docs/ARCHITECTURE.md, section 3.
@@ -25,6 +27,7 @@ type Activities struct {
 	Kombo      *kombo.Client
 	Store      *store.Store
 	Settings   Settings
+	Retention  Retention
 	Reconciler Reconciler
 	Metrics    *Metrics // nil: no metrics
 }

@@ -24,6 +24,7 @@ type Metrics struct {
 	lag       *prometheus.HistogramVec
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
+	retention *prometheus.CounterVec
 }
 
 // NewMetrics registers the worker's series on reg.
@@ -64,8 +65,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to Kombo's answer headers, by endpoint.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}, []string{"endpoint"}),
+		retention: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kombosync_retention_rows_total",
+			Help: "Rows the retention run changed, by what (policy_rows, policy_changes, tombstoned, changes_redacted, webhooks_deleted).",
+		}, []string{"what"}),
 	}
-	reg.MustRegister(m.records, m.sanitized, m.rejected, m.pages, m.fetches, m.lag, m.requests, m.latency)
+	reg.MustRegister(m.records, m.sanitized, m.rejected, m.pages, m.fetches, m.lag, m.requests, m.latency, m.retention)
 	return m
 }
 
@@ -153,4 +158,18 @@ func endpointLabel(path string) string {
 		}
 	}
 	return "other"
+}
+
+// retained counts what a retention batch changed.
+func (m *Metrics) retained(_ string, c store.RetentionCounts) {
+	if m == nil {
+		return
+	}
+	for _, x := range [...]struct {
+		what string
+		n    int64
+	}{{"policy_rows", c.PolicyRows}, {"policy_changes", c.PolicyChanges}, {"tombstoned", c.Tombstoned},
+		{"changes_redacted", c.ChangesRedacted}, {"webhooks_deleted", c.WebhooksDeleted}} {
+		m.retention.WithLabelValues(x.what).Add(float64(x.n))
+	}
 }

@@ -36,6 +36,8 @@ type Privacy struct {
 	WebhookEventsRetention time.Duration
 	// RetentionBatchSize: rows per transaction of the retention run.
 	RetentionBatchSize int
+	// RetentionBatchPause: a pause between two batches, leaving the database room.
+	RetentionBatchPause time.Duration
 	// FieldPolicyFile is the field policy (privacy.Parse's document); none when empty.
 	FieldPolicyFile string
 	// FieldPolicyHashKey keys the hashes of the policy's hash rules.
@@ -81,6 +83,7 @@ func registerPrivacy(fs *flag.FlagSet, c *Config) {
 	fs.Var(durationDays{&p.ChangeValuesRetention}, "change-values-retention", "change rows' old and new values are redacted this long after they were recorded, e.g. 90d; 0 never (env CHANGE_VALUES_RETENTION)")
 	fs.Var(durationDays{&p.WebhookEventsRetention}, "webhook-events-retention", "signaled webhooks leave the inbox this long after they arrived, e.g. 30d; 0 never (env WEBHOOK_EVENTS_RETENTION)")
 	fs.IntVar(&p.RetentionBatchSize, "retention-batch-size", DefaultRetentionBatchSize, "rows per transaction of the daily retention run (env RETENTION_BATCH_SIZE)")
+	fs.DurationVar(&p.RetentionBatchPause, "retention-batch-pause", 0, "pause between two batches of the retention run, to leave the database room (env RETENTION_BATCH_PAUSE)")
 	fs.StringVar(&p.FieldPolicyFile, "field-policy-file", "", "JSON file of fields to drop or hash per endpoint before anything is stored (env FIELD_POLICY_FILE)")
 	fs.Func("field-policy-hash-key", "key of the policy's hashes, at least 32 bytes; prefer the env var FIELD_POLICY_HASH_KEY (never logged)", func(v string) error {
 		p.FieldPolicyHashKey = Secret(v)
@@ -102,6 +105,9 @@ func (p *Privacy) validate() error {
 	if p.RetentionBatchSize < 1 || p.RetentionBatchSize > 100_000 {
 		errs = append(errs, fmt.Errorf("RETENTION_BATCH_SIZE must be between 1 and 100000, not %d", p.RetentionBatchSize))
 	}
+	if p.RetentionBatchPause < 0 || p.RetentionBatchPause > time.Minute {
+		errs = append(errs, fmt.Errorf("RETENTION_BATCH_PAUSE must be between 0 and 1m, not %s", p.RetentionBatchPause))
+	}
 	if p.FieldPolicyHashKey != "" && p.FieldPolicyFile == "" {
 		errs = append(errs, errors.New("FIELD_POLICY_HASH_KEY is set but FIELD_POLICY_FILE is not"))
 	}
@@ -114,6 +120,7 @@ func (p *Privacy) logAttrs() slog.Attr {
 		slog.Duration("change_values_retention", p.ChangeValuesRetention),
 		slog.Duration("webhook_events_retention", p.WebhookEventsRetention),
 		slog.Int("retention_batch_size", p.RetentionBatchSize),
+		slog.Duration("retention_batch_pause", p.RetentionBatchPause),
 		slog.String("field_policy_file", p.FieldPolicyFile),
 		slog.Bool("field_policy_hash_key_set", p.FieldPolicyHashKey != ""))
 }

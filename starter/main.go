@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"prints what it did for people, or JSON with --json.\n\n" +
 			"Exit codes: 0 done, 1 failed, 2 wrong invocation or configuration, 3 not found.",
 		FlagSet: flag.NewFlagSet("starter", flag.ContinueOnError),
-		Subcommands: []*ffcli.Command{c.migrateCommand(), c.scheduleCommand(), c.integrationCommand(),
+		Subcommands: []*ffcli.Command{c.migrateCommand(), c.scheduleCommand(), c.integrationCommand(), c.retentionCommand(), c.eraseCommand(), c.suppressionCommand(),
 			c.historyCommand(), c.webhookCommand()},
 		Exec: func(context.Context, []string) error {
 			return config.UsageError{Err: errors.New("a subcommand is required (see starter -h)")}

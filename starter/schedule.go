@@ -23,15 +23,18 @@ import (
 const (
 	defaultCron   = "0 3 * * 0"
 	defaultJitter = 30 * time.Minute
+	// The daily retention run: 04:00 UTC, with the same jitter.
+	defaultRetentionCron = "0 4 * * *"
 )
 
 func (c *cli) scheduleCommand() *ffcli.Command {
-	var cron string
+	var cron, retentionCron string
 	var jitter, batchPause time.Duration
 	var batchSize int
-	apply := c.commandWith("apply", "schedule apply [flags]", "create or update the weekly reconciliation schedule", config.PartTemporal,
+	apply := c.commandWith("apply", "schedule apply [flags]", "create or update the weekly reconciliation and the daily retention schedules", config.PartTemporal,
 		func(fs *flag.FlagSet) {
 			fs.StringVar(&cron, "cron", defaultCron, "when the reconciliation runs, as a cron expression in UTC")
+			fs.StringVar(&retentionCron, "retention-cron", defaultRetentionCron, "when the retention run (README \"Personal data\") runs, as a cron expression in UTC")
 			fs.DurationVar(&jitter, "jitter", defaultJitter, "random delay added to each start, so not every deployment starts at once")
 			fs.IntVar(&batchSize, "batch-size", 100, "integrations asked to reconcile per batch")
 			fs.DurationVar(&batchPause, "batch-pause", 10*time.Second, "pause between batches, spreading thousands of integrations out")
@@ -48,7 +51,6 @@ func (c *cli) scheduleCommand() *ffcli.Command {
 				return nil, err
 			}
 			defer tc.Close()
-			spec := client.ScheduleSpec{CronExpressions: []string{cron}, Jitter: jitter}
 			action := &client.ScheduleWorkflowAction{
 				ID:            "kombo-reconcile",
 				Workflow:      workflows.ReconcileType,
@@ -56,19 +58,35 @@ func (c *cli) scheduleCommand() *ffcli.Command {
 				TaskQueue:     cfg.TaskQueue,
 				StaticSummary: "weekly reconciliation: every integration runs a full pass",
 			}
-			created, err := applySchedule(ctx, tc, spec, action)
-			if err != nil {
-				return nil, err
+			var res applied
+			for _, s := range []struct {
+				id, cron string
+				action   *client.ScheduleWorkflowAction
+			}{
+				{workflows.WeeklyReconcileScheduleID, cron, action},
+				{workflows.DailyRetentionScheduleID, retentionCron, &client.ScheduleWorkflowAction{
+					ID:            "kombo-retention",
+					Workflow:      workflows.RetentionType,
+					Args:          []any{workflows.RetentionInput{Reason: "daily retention"}},
+					TaskQueue:     cfg.TaskQueue,
+					StaticSummary: "daily retention: tombstones, redacted change values, the inbox, the field policy",
+				}},
+			} {
+				created, err := applySchedule(ctx, tc, s.id, client.ScheduleSpec{CronExpressions: []string{s.cron}, Jitter: jitter}, s.action)
+				if err != nil {
+					return nil, err
+				}
+				verb := "updated"
+				if created {
+					verb = "created"
+				}
+				res.Schedules = append(res.Schedules, done{Subject: "schedule " + s.id, Outcome: fmt.Sprintf(
+					"%s, %q (UTC), jitter %s, overlap skip, task queue %s", verb, s.cron, jitter, cfg.TaskQueue)})
 			}
-			verb := "updated"
-			if created {
-				verb = "created"
-			}
-			return done{Subject: "schedule " + workflows.WeeklyReconcileScheduleID, Outcome: fmt.Sprintf(
-				"%s, %q (UTC), jitter %s, overlap skip, task queue %s", verb, cron, jitter, cfg.TaskQueue)}, nil
+			return res, nil
 		})
-	apply.LongHelp = "Creates the Temporal Schedule " + workflows.WeeklyReconcileScheduleID + ", or updates it to the given\n" +
-		"settings when it exists: running it again is safe. Overlapping runs are skipped."
+	apply.LongHelp = "Creates the Temporal Schedules " + workflows.WeeklyReconcileScheduleID + " and " + workflows.DailyRetentionScheduleID + ",\n" +
+		"or updates them to the given settings when they exist: running it again is safe. Overlapping\nruns are skipped."
 
 	handleCmd := func(name, help string, f func(context.Context, client.ScheduleHandle) (result, error)) *ffcli.Command {
 		return c.command(name, "schedule "+name, help, config.PartTemporal, func(ctx context.Context, cfg *config.Config, args []string) (result, error) {
@@ -129,11 +147,22 @@ func (c *cli) scheduleCommand() *ffcli.Command {
 		apply, describe, trigger, pause, unpause)
 }
 
+// applied is schedule apply's result: one line per schedule.
+type applied struct {
+	Schedules []done `json:"schedules"`
+}
+
+func (a applied) text(w io.Writer) {
+	for _, d := range a.Schedules {
+		d.text(w)
+	}
+}
+
 // applySchedule creates the schedule, or updates it when it exists; created says which.
-func applySchedule(ctx context.Context, tc client.Client, spec client.ScheduleSpec, action *client.ScheduleWorkflowAction) (bool, error) {
+func applySchedule(ctx context.Context, tc client.Client, id string, spec client.ScheduleSpec, action *client.ScheduleWorkflowAction) (bool, error) {
 	sc := tc.ScheduleClient()
 	_, err := sc.Create(ctx, client.ScheduleOptions{
-		ID:      workflows.WeeklyReconcileScheduleID,
+		ID:      id,
 		Spec:    spec,
 		Action:  action,
 		Overlap: enums.SCHEDULE_OVERLAP_POLICY_SKIP,
@@ -143,9 +172,9 @@ func applySchedule(ctx context.Context, tc client.Client, spec client.ScheduleSp
 		return true, nil
 	}
 	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return false, fmt.Errorf("create schedule %s: %w", workflows.WeeklyReconcileScheduleID, err)
+		return false, fmt.Errorf("create schedule %s: %w", id, err)
 	}
-	err = sc.GetHandle(ctx, workflows.WeeklyReconcileScheduleID).Update(ctx, client.ScheduleUpdateOptions{
+	err = sc.GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{
 		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 			s := in.Description.Schedule
 			s.Spec = &spec
@@ -158,7 +187,7 @@ func applySchedule(ctx context.Context, tc client.Client, spec client.ScheduleSp
 		},
 	})
 	if err != nil {
-		return false, fmt.Errorf("update schedule %s: %w", workflows.WeeklyReconcileScheduleID, err)
+		return false, fmt.Errorf("update schedule %s: %w", id, err)
 	}
 	return false, nil
 }

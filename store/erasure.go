@@ -128,15 +128,19 @@ func (s *Store) Erase(ctx context.Context, integrationID string, refs []RecordRe
 			return res, fmt.Errorf("erase the changes of %s %s: %w", r.Endpoint, r.ID, err)
 		}
 		res.ChangeRows += tag.RowsAffected()
+		changes := tag.RowsAffected()
 		tag, err = tx.Exec(ctx, `delete from kombo.rejected_records where integration_id = $1 and endpoint = $2 and record_id = $3`,
 			integrationID, r.Endpoint, r.ID)
 		if err != nil {
 			return res, fmt.Errorf("erase the rejected excerpts of %s %s: %w", r.Endpoint, r.ID, err)
 		}
 		res.RejectedRows += tag.RowsAffected()
-		if _, err := tx.Exec(ctx, `insert into kombo.changes (integration_id, endpoint, record_id, op, diff, fetch_run_id, values_redacted_at)
-			values ($1, $2, $3, 'erased', null, $4, now())`, integrationID, r.Endpoint, r.ID, ErasedRunID); err != nil {
-			return res, fmt.Errorf("erase %s %s: %w", r.Endpoint, r.ID, err)
+		// Something of it was stored: one "erased" row tells the feed's readers.
+		if slices.Contains(res.Records, r) || changes+tag.RowsAffected() > 0 {
+			if _, err := tx.Exec(ctx, `insert into kombo.changes (integration_id, endpoint, record_id, op, diff, fetch_run_id, values_redacted_at)
+				values ($1, $2, $3, 'erased', null, $4, now())`, integrationID, r.Endpoint, r.ID, ErasedRunID); err != nil {
+				return res, fmt.Errorf("erase %s %s: %w", r.Endpoint, r.ID, err)
+			}
 		}
 		if suppress {
 			if _, err := tx.Exec(ctx, `insert into kombo.suppressed_records (integration_id, endpoint, record_id, reason)

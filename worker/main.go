@@ -20,6 +20,7 @@ import (
 	"github.com/kombosync/kombosync/config"
 	"github.com/kombosync/kombosync/internal/service"
 	"github.com/kombosync/kombosync/kombo"
+	"github.com/kombosync/kombosync/privacy"
 	"github.com/kombosync/kombosync/store"
 	"github.com/kombosync/kombosync/workflows"
 )
@@ -39,6 +40,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	logger := cfg.Logger(stderr).With("service", "worker")
+	policy, err := privacy.Load(cfg.Privacy.FieldPolicyFile, []byte(cfg.Privacy.FieldPolicyHashKey.Reveal()))
+	if err != nil {
+		return config.UsageError{Err: err}
+	}
+	if !policy.Empty() {
+		logger.InfoContext(ctx, "field policy", "file", cfg.Privacy.FieldPolicyFile, "endpoints", policy.Endpoints())
+	}
 
 	b, err := service.Connect(ctx, cfg, logger)
 	if err != nil {
@@ -48,7 +56,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	tc := b.Temporal
 
 	metrics := activities.NewMetrics(b.Registry)
-	st := store.New(b.Pool)
+	st := store.New(b.Pool).WithPolicy(policy)
 	b.Registry.MustRegister(st.IntegrationGauges())
 	var pace func(context.Context) error
 	if cfg.KomboMaxRPS > 0 {
@@ -67,6 +75,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Endpoints: cfg.Endpoints, Triggers: cfg.Triggers, DebounceQuiet: cfg.DebounceQuiet, DebounceMax: cfg.DebounceMax,
 		FetchOverlap: cfg.FetchOverlap, MaxParallelFetches: cfg.FetchParallelism, FetchHeartbeatTimeout: cfg.FetchHeartbeatTimeout,
 		SweepMaxShare: cfg.SweepMaxShare, DeletedRetention: cfg.DeletedRetention, StateProbeInterval: cfg.StateProbeInterval,
+	}, Retention: activities.Retention{DeletedRecords: cfg.Privacy.DeletedRecordRetention, ChangeValues: cfg.Privacy.ChangeValuesRetention,
+		WebhookEvents: cfg.Privacy.WebhookEventsRetention, BatchSize: cfg.Privacy.RetentionBatchSize,
+		BatchPause: cfg.Privacy.RetentionBatchPause,
 	}, Metrics: metrics, Reconciler: func(ctx context.Context, ref store.IntegrationRef, reason string, state activities.KomboState) error {
 		return workflows.ReconcileIntegration(ctx, tc, cfg.TaskQueue, ref, reason, state)
 	}})

@@ -200,6 +200,17 @@ func (r recorded) leadingEdge(t *testing.T) bool {
 	return false
 }
 
+// retried: an activity of that type started more than once (a retry after its worker died).
+func (r recorded) retried(activityType string) bool {
+	for _, e := range r.events {
+		if a := e.GetActivityTaskStartedEventAttributes(); a != nil && a.Attempt > 1 &&
+			r.scheduled(a.ScheduledEventId).GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == activityType {
+			return true
+		}
+	}
+	return false
+}
+
 // upstreamFetch: a sync-now waiting for a Kombo sync (sync --upstream), that sync's
 // sync-finished, then a fetch.
 func (r recorded) upstreamFetch(t *testing.T) bool {
@@ -321,6 +332,10 @@ func TestRecordedHistoriesCoverEveryPath(t *testing.T) {
 		{"deleted integration purged after retention, workflow completed", func(r recorded) bool {
 			return isSync(r) && len(r.completedActivities(t, "PurgeIntegration", nil)) > 0 &&
 				r.has(enums.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED)
+		}},
+		{"retention run: every step in batches, one resumed after its worker died", func(r recorded) bool {
+			return r.wfType == workflows.RetentionType && len(r.completedActivities(t, "RetainStep", nil)) >= len(store.RetentionSteps) &&
+				(r.has(enums.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT) || r.retried("RetainStep"))
 		}},
 		{"weekly Reconcile reaching integrations in batches", func(r recorded) bool {
 			return r.wfType == workflows.ReconcileType && len(r.completedActivities(t, "ReconcileBatch", nil)) > 0

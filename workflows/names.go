@@ -19,10 +19,14 @@ const (
 	IntegrationSyncType = "IntegrationSync"
 	FullSyncType        = "FullSync"
 	ReconcileType       = "Reconcile"
+	RetentionType       = "Retention"
 )
 
 // WeeklyReconcileScheduleID is the Temporal Schedule that launches Reconcile.
 const WeeklyReconcileScheduleID = "kombo-weekly-reconcile"
+
+// DailyRetentionScheduleID is the Temporal Schedule that launches Retention.
+const DailyRetentionScheduleID = "kombo-daily-retention"
 
 // Signal and query names.
 const (
@@ -72,6 +76,7 @@ func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(IntegrationSync, workflow.RegisterOptions{Name: IntegrationSyncType})
 	r.RegisterWorkflowWithOptions(FullSync, workflow.RegisterOptions{Name: FullSyncType})
 	r.RegisterWorkflowWithOptions(Reconcile, workflow.RegisterOptions{Name: ReconcileType})
+	r.RegisterWorkflowWithOptions(Retention, workflow.RegisterOptions{Name: RetentionType})
 }
 
 // StartOptions are the options every starter of an integration's workflow uses (the gateway's

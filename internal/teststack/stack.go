@@ -22,6 +22,7 @@ import (
 	"github.com/kombosync/kombosync/internal/testenv"
 	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/komboemu"
+	"github.com/kombosync/kombosync/privacy"
 	"github.com/kombosync/kombosync/workflows"
 )
 
@@ -52,10 +53,18 @@ type Stack struct {
 	ProgramEnv []string
 	// KomboBaseURL is the emulator's API (…/v1); the worker and the starter call it.
 	KomboBaseURL string
+	// Policy is the field policy the worker applies (FIELD_POLICY_FILE): Diff applies it to the
+	// emulator's truth before comparing.
+	Policy *privacy.Policy
 
 	gatewayEnv []string   // the gateway's environment but its listen address
 	programs   []*Program // every program started, checked for logged secrets at the end
+	forbidden  []string   // more values no program may log (ForbidInLogs)
 }
+
+// ForbidInLogs adds values (a record's contents, say) that no program of the stack may have
+// logged by the end of the test.
+func (s *Stack) ForbidInLogs(values ...string) { s.forbidden = append(s.forbidden, values...) }
 
 // Options shape a Stack. Zero values leave the programs' and the emulator's defaults.
 type Options struct {
@@ -147,7 +156,7 @@ func New(t testing.TB, o Options) *Stack {
 	if s.MetricsURL != "" && s.Worker != nil {
 		WaitHTTP(t, s.Worker, s.MetricsURL+"/readyz", http.StatusOK)
 	}
-	t.Cleanup(func() { requireNoSecretLogged(t, s.programs, o.Secrets) })
+	t.Cleanup(func() { requireNoSecretLogged(t, s.programs, append(o.Secrets, s.forbidden...)) })
 	return s
 }
 
@@ -191,18 +200,19 @@ func (s *Stack) Diff(t testing.TB, integrationID string, ep kombo.Endpoint) stri
 	t.Helper()
 	truth, err := s.Emu.Truth(integrationID, ep)
 	require.NoError(t, err)
-	rows, err := s.Pool.Query(t.Context(), `select id, data, deleted_at is not null
+	rows, err := s.Pool.Query(t.Context(), `select id, data, deleted_at is not null, content_removed_at is not null
 		from kombo.records where integration_id = $1 and endpoint = $2`, integrationID, ep.String())
 	require.NoError(t, err)
 	type row struct {
-		data    json.RawMessage
-		deleted bool
+		data      json.RawMessage
+		deleted   bool
+		tombstone bool // a deleted record's content removed after DELETED_RECORD_RETENTION
 	}
 	stored := map[string]row{}
 	for rows.Next() {
 		var id string
 		var r row
-		require.NoError(t, rows.Scan(&id, &r.data, &r.deleted))
+		require.NoError(t, rows.Scan(&id, &r.data, &r.deleted, &r.tombstone))
 		stored[id] = r
 	}
 	require.NoError(t, rows.Err())
@@ -224,7 +234,9 @@ func (s *Stack) Diff(t testing.TB, integrationID string, ep kombo.Endpoint) stri
 		if !ok {
 			return fmt.Sprintf("%s: record %s missing", ep, tr.ID)
 		}
-		if !JSONEqual(r.data, kombo.Sanitize(tr.Data)) { // stored as kombosync's sanitising rule makes it
+		want, _, err := s.Policy.Apply(ep.String(), kombo.Sanitize(tr.Data)) // stored as kombosync's sanitising rule and the policy make it
+		require.NoError(t, err)
+		if !(r.tombstone && r.deleted) && !JSONEqual(r.data, want) {
 			return fmt.Sprintf("%s: record %s differs", ep, tr.ID)
 		}
 		if r.deleted != (tr.RemoteDeletedAt != nil) {
