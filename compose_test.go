@@ -94,7 +94,7 @@ func TestComposeEnvironmentMatchesConfiguration(t *testing.T) {
 	programs := map[string]config.Part{
 		"kombo-migrate": config.PartDatabase,
 		"worker": config.PartDatabase | config.PartTemporal | config.PartKomboAPI | config.PartSync |
-			config.PartMetrics | config.PartLog,
+			config.PartMetrics | config.PartLog | config.PartPrivacy,
 		"webhookgw": config.PartDatabase | config.PartTemporal | config.PartWebhook | config.PartLog,
 	}
 	for name, parts := range programs {

@@ -17,7 +17,7 @@ import (
 )
 
 const all = config.PartDatabase | config.PartTemporal | config.PartKomboAPI | config.PartWebhook |
-	config.PartSync | config.PartMetrics | config.PartLog
+	config.PartSync | config.PartMetrics | config.PartLog | config.PartPrivacy
 
 func parse(t *testing.T, parts config.Part, env map[string]string, args ...string) (*config.Config, error) {
 	t.Helper()
@@ -263,4 +263,45 @@ func TestTemporalTLSSettingsAreCheckedAtStart(t *testing.T) {
 	cfg, err = parse(t, all, env)
 	require.NoError(t, err)
 	require.Equal(t, "plaintext", config.TemporalMode(cfg.TemporalProfile()))
+}
+
+func TestPrivacySettings(t *testing.T) {
+	cfg, err := parse(t, all, minimal)
+	require.NoError(t, err)
+	require.Equal(t, config.Privacy{DeletedRecordRetention: 30 * 24 * time.Hour, ChangeValuesRetention: 90 * 24 * time.Hour,
+		WebhookEventsRetention: 30 * 24 * time.Hour, RetentionBatchSize: 1000}, cfg.Privacy, "the documented defaults")
+
+	env := map[string]string{"DELETED_RECORD_RETENTION": "7d", "CHANGE_VALUES_RETENTION": "0", "WEBHOOK_EVENTS_RETENTION": "36h",
+		"FIELD_POLICY_FILE": "/p.json", "FIELD_POLICY_HASH_KEY": "secret-hash-key"}
+	for k, v := range minimal {
+		env[k] = v
+	}
+	t.Run("set", func(t *testing.T) { // its own environment
+		cfg, err := parse(t, all, env)
+		require.NoError(t, err)
+		require.Equal(t, 7*24*time.Hour, cfg.Privacy.DeletedRecordRetention)
+		require.Zero(t, cfg.Privacy.ChangeValuesRetention, "0 switches it off")
+		require.Equal(t, 36*time.Hour, cfg.Privacy.WebhookEventsRetention)
+		require.NotContains(t, cfg.String(), "secret-hash-key", "the hash key is never printed")
+	})
+
+	for setting, want := range map[string]string{
+		"DELETED_RECORD_RETENTION": "days must be a whole number",
+		"CHANGE_VALUES_RETENTION":  "a duration like 30d",
+		"RETENTION_BATCH_SIZE":     "RETENTION_BATCH_SIZE must be between 1 and 100000",
+		"FIELD_POLICY_HASH_KEY":    "FIELD_POLICY_FILE is not",
+	} {
+		bad := map[string]string{setting: map[string]string{"DELETED_RECORD_RETENTION": "1.5d", "CHANGE_VALUES_RETENTION": "soon",
+			"RETENTION_BATCH_SIZE": "0", "FIELD_POLICY_HASH_KEY": "k"}[setting]}
+		for k, v := range minimal {
+			bad[k] = v
+		}
+		t.Run(setting, func(t *testing.T) { // its own environment
+			cfg, err := parse(t, all, bad)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			require.ErrorContains(t, err, want)
+		})
+	}
 }
