@@ -66,7 +66,7 @@ func TestPersonalDataRetentionErasureAndPolicy(t *testing.T) {
 	s := newStack(t, teststack.Options{WorkerMetrics: true, Secrets: []string{hashKey}, WorkerEnv: teststack.Env(
 		"FIELD_POLICY_FILE", file, "FIELD_POLICY_HASH_KEY", hashKey,
 		"DELETED_RECORD_RETENTION", "1s", "CHANGE_VALUES_RETENTION", "1s",
-		"RETENTION_BATCH_SIZE", "3", "RETENTION_BATCH_PAUSE", "150ms", "FETCH_HEARTBEAT_TIMEOUT", "3s")})
+		"RETENTION_BATCH_SIZE", "2", "RETENTION_BATCH_PAUSE", "300ms", "FETCH_HEARTBEAT_TIMEOUT", "3s")})
 	policy, err := privacy.Parse([]byte(doc), []byte(hashKey))
 	require.NoError(t, err)
 	s.Policy = policy
@@ -130,7 +130,7 @@ func TestPersonalDataRetentionErasureAndPolicy(t *testing.T) {
 		return ""
 	})
 
-	// A retention run, its worker killed after its first batches (3 rows each, 150 ms apart).
+	// A retention run, its worker killed after its first batches (2 rows each, 300 ms apart).
 	var started struct {
 		WorkflowID string `json:"workflow_id"`
 	}
@@ -138,12 +138,9 @@ func TestPersonalDataRetentionErasureAndPolicy(t *testing.T) {
 	tombstoned := func() int {
 		return s.Count(t, `select coalesce(sum(tombstoned), 0)::int from kombo.retention_runs where id = $1`, started.WorkflowID)
 	}
-	teststack.Eventually(t, time.Minute, func() string {
-		if tombstoned() == 0 {
-			return "no batch committed yet"
-		}
-		return ""
-	})
+	for deadline := time.Now().Add(time.Minute); tombstoned() == 0; time.Sleep(10 * time.Millisecond) { // closer than Eventually's 100 ms
+		require.True(t, time.Now().Before(deadline), "no tombstone batch committed within a minute")
+	}
 	requireNotInMetrics(t, s.MetricsURL, everything) // the first worker's; the second serves none
 	s.Worker.Kill()
 	<-s.Worker.Done()
