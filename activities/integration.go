@@ -57,3 +57,9 @@ func (a *Activities) LoadIntegration(ctx context.Context, in LoadIntegrationInpu
 func (a *Activities) SaveIntegration(ctx context.Context, in store.Integration) error {
 	return a.Store.SaveIntegration(ctx, in)
 }
+
+// NotifyRound sends the kombo_changes notification of a finished fetch round (a local activity:
+// one statement, no Kombo call).
+func (a *Activities) NotifyRound(ctx context.Context, n store.RoundNotice) error {
+	return a.Store.NotifyRound(ctx, n)
+}

@@ -200,6 +200,22 @@ func (r recorded) leadingEdge(t *testing.T) bool {
 	return false
 }
 
+// localActivity: the history holds a local activity of that type (its marker).
+func (r recorded) localActivity(activityType string) bool {
+	for _, e := range r.events {
+		if a := e.GetMarkerRecordedEventAttributes(); a != nil && a.MarkerName == "LocalActivity" {
+			for _, p := range a.Details {
+				for _, pl := range p.Payloads {
+					if strings.Contains(string(pl.Data), `"`+activityType+`"`) {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
 // retried: an activity of that type started more than once (a retry after its worker died).
 func (r recorded) retried(activityType string) bool {
 	for _, e := range r.events {
@@ -283,6 +299,9 @@ func TestRecordedHistoriesCoverEveryPath(t *testing.T) {
 		}},
 		{"sync --upstream: fetched when the asked-for Kombo sync finished", func(r recorded) bool {
 			return isSync(r) && r.upstreamFetch(t)
+		}},
+		{"a finished round notified on kombo_changes (round-notify version)", func(r recorded) bool {
+			return isSync(r) && r.version("round-notify") && r.localActivity("NotifyRound")
 		}},
 		{"paused and resumed by an operator", func(r recorded) bool {
 			s := strings.Join(r.signals(t), ",")

@@ -179,6 +179,7 @@ func (s *syncer) fullSyncDone(ctx workflow.Context, call *fullSyncCall, f workfl
 		case p.Outcome == store.OutcomeSucceeded && p.Error == "":
 			delete(s.st.DataErrors, p.Endpoint)
 			s.st.Rejected[p.Endpoint] = p.RejectedOpen
+			s.round.add(p.Endpoint, p.Counts)
 		}
 		switch {
 		case p.SweepRefused:

@@ -170,6 +170,8 @@ type syncer struct {
 	unknownModels map[string]bool
 	probing       bool // the kombo-state-probe version: see probe.go
 	leadingEdge   bool // the leading-edge version: see debounce.go
+	notifyRounds  bool // the round-notify version: see notify.go
+	round         roundSoFar
 
 	published struct { // what search attributes and Postgres last heard
 		state      string
@@ -236,6 +238,8 @@ func newSyncer(ctx workflow.Context, in IntegrationSyncInput) (*syncer, error) {
 	s.probing = workflow.GetVersion(ctx, "kombo-state-probe", workflow.DefaultVersion, 1) == 1
 	// Version 1: an idle integration fetches a data-changed at once (see debounce.go).
 	s.leadingEdge = workflow.GetVersion(ctx, "leading-edge", workflow.DefaultVersion, 1) == 1
+	// Version 1: a finished fetch round sends one kombo_changes notification (see notify.go).
+	s.notifyRounds = workflow.GetVersion(ctx, "round-notify", workflow.DefaultVersion, 1) == 1
 	row := loaded.Integration
 	s.st.Tool = firstNonEmpty(s.st.Tool, row.Tool)
 	s.st.Category = firstNonEmpty(s.st.Category, row.Category)
@@ -274,6 +278,7 @@ func (s *syncer) run(ctx workflow.Context) error {
 			return err
 		}
 		s.probeIfDue(ctx)
+		s.notifyIfRoundDone(ctx)
 		s.launchDue(ctx)
 		s.publish(ctx)
 		if s.wantContinueAsNew(ctx) && len(s.inflight) == 0 && s.child == nil {

@@ -45,6 +45,7 @@ type harness struct {
 	fetchMock *testsuite.MockCallWrapper
 	sweeps    []activities.SweepInput
 	purged    []string
+	notices   []store.RoundNotice
 }
 
 type fetch struct {
@@ -94,6 +95,12 @@ func newHarness(t *testing.T) *harness {
 		defer h.mu.Unlock()
 		h.purged = append(h.purged, id)
 		return 42, nil
+	})
+	env.OnActivity(a.NotifyRound, mock.Anything, mock.Anything).Return(func(_ context.Context, n store.RoundNotice) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.notices = append(h.notices, n)
+		return nil
 	})
 	h.fetchMock = env.OnActivity(a.FetchEndpoint, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.FetchEndpointInput) (activities.FetchEndpointResult, error) {

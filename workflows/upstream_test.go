@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -57,4 +58,21 @@ func TestUpstreamSyncThatFinishedFirstOrFailed(t *testing.T) {
 	require.Len(t, fs, 1, "only S1's fetch: S2 failed at Kombo")
 	require.Equal(t, "hris/employees", fs[0].in.Endpoint.String())
 	require.Equal(t, time.Minute, fs[0].at)
+}
+
+// A round notifies once, when its last fetch finished, with the endpoints that committed; a burst
+// makes two rounds and two notifications.
+func TestEachFinishedRoundNotifiesOnce(t *testing.T) {
+	h := newHarness(t)
+	for i := range 10 {
+		h.dataChanged(time.Second+time.Duration(i)*100*time.Millisecond, fmt.Sprintf("ev%d", i), "hris_employees", "hris_absences")
+	}
+	h.requireCancelled(5 * time.Minute)
+	require.Len(t, h.fetched(), 4, "two endpoints, a leading and a trailing round")
+	require.Len(t, h.notices, 2)
+	for k, n := range h.notices {
+		require.Equal(t, k+1, n.Round)
+		require.Equal(t, []string{"hris/absences", "hris/employees"}, n.Endpoints)
+		require.Equal(t, integrationID, n.IntegrationID)
+	}
 }

@@ -1,0 +1,51 @@
+package workflows
+
+import (
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/kombosync/kombosync/store"
+)
+
+// roundSoFar is what the fetches of the current round committed.
+type roundSoFar struct {
+	endpoints []string
+	written   int
+	number    int // rounds notified in this run
+}
+
+func (r *roundSoFar) add(endpoint string, c store.Counts) {
+	if !slices.Contains(r.endpoints, endpoint) {
+		r.endpoints = append(r.endpoints, endpoint)
+	}
+	r.written += c.Written()
+}
+
+// notifyIfRoundDone sends one kombo_changes notification (store.NotifyRound) when the fetches of a
+// round have all finished, before the next round starts: an application LISTENing wakes once
+// per committed round, never per page. A round whose fetches all failed notifies nothing; a
+// notification that cannot be sent is logged and not retried (the feed is the truth, the
+// notification only a wake-up).
+func (s *syncer) notifyIfRoundDone(ctx workflow.Context) {
+	if !s.notifyRounds || len(s.round.endpoints) == 0 || len(s.inflight) > 0 || s.child != nil {
+		return
+	}
+	s.round.number++
+	slices.Sort(s.round.endpoints)
+	n := store.RoundNotice{IntegrationID: s.id, Endpoints: s.round.endpoints, Written: s.round.written,
+		Round: s.round.number, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID}
+	s.round.endpoints, s.round.written = nil, 0
+	// Bounded and tried twice at most: the event loop waits for it, and a lost wake-up costs
+	// nothing but latency (readers also poll).
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		ScheduleToCloseTimeout: 5 * time.Second,
+		RetryPolicy:            &temporal.RetryPolicy{MaximumAttempts: 2},
+		Summary:                "notify kombo_changes",
+	})
+	if err := workflow.ExecuteLocalActivity(lctx, acts.NotifyRound, n).Get(lctx, nil); err != nil {
+		s.logger.Warn("could not notify the round's changes", "error", err)
+	}
+}
