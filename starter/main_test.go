@@ -27,10 +27,11 @@ func TestEveryCommandHasHelpAndJSON(t *testing.T) {
 			leaves = append(leaves, p)
 		}
 	}
-	walk(nil, []*ffcli.Command{c.migrateCommand(), c.scheduleCommand(), c.integrationCommand(), c.historyCommand(), c.webhookCommand()})
-	require.Len(t, leaves, 14, "migrate, 5 schedule, 6 integration, history export, webhook replay")
+	walk(nil, []*ffcli.Command{c.migrateCommand(), c.scheduleCommand(), c.integrationCommand(), c.historyCommand(), c.webhookCommand(),
+		c.retentionCommand(), c.eraseCommand(), c.suppressionCommand()})
+	require.Len(t, leaves, 19, "migrate, 5 schedule, 6 integration, history export, webhook replay, 2 retention, erase, 2 suppression")
 
-	groups := [][]string{{}, {"integration"}, {"schedule"}}
+	groups := [][]string{{}, {"integration"}, {"schedule"}, {"retention"}, {"suppression"}}
 	for i, p := range append(leaves, groups...) {
 		var stdout, stderr bytes.Buffer
 		err := run(t.Context(), append(p, "-h"), &stdout, &stderr)
@@ -63,6 +64,16 @@ func TestWrongInvocationsExitWithTwo(t *testing.T) {
 		{[]string{"history", "export", "wf"}, "history export takes a workflow id and a file"},
 		{[]string{"schedule", "apply", "--batch-size", "0"}, "--batch-size must be positive"},
 		{[]string{"migrate", "--no-such-flag"}, "flag provided but not defined"},
+		{[]string{"integration", "sync", "a", "--type", "FULL"}, "--type goes with --upstream"},
+		{[]string{"integration", "sync", "a", "--upstream", "--type", "weekly"}, "--type must be FULL or DELTA"},
+		{[]string{"erase"}, "erase takes one integration id"},
+		{[]string{"erase", "a"}, "say whom to erase"},
+		{[]string{"erase", "a", "--email", "x@y", "--id", "1"}, "not both"},
+		{[]string{"erase", "a", "--id", "1"}, "--endpoint and --id go together"},
+		{[]string{"erase", "a", "--endpoint", "hris/nothing", "--id", "1"}, "not a Kombo endpoint"},
+		{[]string{"erase", "a", "--email", "x@y", "--suppress"}, "--suppress needs a --reason"},
+		{[]string{"suppression", "lift", "a", "hris/employees"}, "suppression lift takes an integration id, an endpoint and a record id"},
+		{[]string{"retention", "run", "extra"}, "retention run takes no arguments"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(t.Context(), c.args, &stdout, &stderr)
