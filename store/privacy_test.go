@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kombosync/kombosync/internal/teststack"
 	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/privacy"
 	"github.com/kombosync/kombosync/store"
@@ -17,28 +18,10 @@ import (
 
 var hashKey = []byte("0123456789abcdef0123456789abcdef")
 
-// requireNowhere reads every table of schema kombo, each row as text, and fails when any of the
-// values appears in one.
+// requireNowhere fails when any of the values is in any row of any table of schema kombo.
 func requireNowhere(t *testing.T, pool *pgxpool.Pool, values ...string) {
 	t.Helper()
-	rows, err := pool.Query(t.Context(), `select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
-		where n.nspname = 'kombo' and c.relkind in ('r', 'p') order by 1`)
-	require.NoError(t, err)
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
-	require.Contains(t, tables, "changes")
-	require.Contains(t, tables, "webhook_events")
-	for _, table := range tables {
-		rows, err := pool.Query(t.Context(), fmt.Sprintf(`select t::text from kombo.%q t`, table))
-		require.NoError(t, err)
-		texts, err := pgx.CollectRows(rows, pgx.RowTo[string]) // closes rows: a failed assertion must not hold a connection
-		require.NoError(t, err)
-		for _, row := range texts {
-			for _, v := range values {
-				require.NotContains(t, row, v, "kombo.%s holds a value it must not", table)
-			}
-		}
-	}
+	require.Empty(t, teststack.FindInSchema(t, pool, values...))
 }
 
 // requireSomewhere is requireNowhere's converse, so a scan that finds nothing proves something.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 )
 
@@ -13,7 +14,13 @@ import (
 // the values appears ("kombo.changes: …"); nil when none does.
 func (s *Stack) FindInKombo(t testing.TB, values ...string) []string {
 	t.Helper()
-	rows, err := s.Pool.Query(t.Context(), `select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+	return FindInSchema(t, s.Pool, values...)
+}
+
+// FindInSchema is FindInKombo on any pool holding schema kombo.
+func FindInSchema(t testing.TB, pool *pgxpool.Pool, values ...string) []string {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), `select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
 		where n.nspname = 'kombo' and c.relkind = 'r' order by 1`) // partitions, not their parent: each row once
 	require.NoError(t, err)
 	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
@@ -21,7 +28,7 @@ func (s *Stack) FindInKombo(t testing.TB, values ...string) []string {
 	require.Contains(t, tables, "hris_employees")
 	var found []string
 	for _, table := range tables {
-		rows, err := s.Pool.Query(t.Context(), fmt.Sprintf(`select t::text from kombo.%q t`, table))
+		rows, err := pool.Query(t.Context(), fmt.Sprintf(`select t::text from kombo.%q t`, table))
 		require.NoError(t, err)
 		texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		require.NoError(t, err)
