@@ -40,14 +40,7 @@ func benchBudget(t *testing.T) {
 		must(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: fmt.Sprintf("personio:budget-%04d", k), Category: kombo.CategoryHRIS,
 			Records: 20, Seed: uint64(k), Notify: true}))
 	}
-	teststack.Eventually(t, 15*time.Minute, func() string {
-		synced := s.Count(t, `select count(*) from kombo.watermarks where endpoint = 'hris/employees' and updated_after is not null`)
-		if synced == n {
-			return ""
-		}
-		return fmt.Sprintf("%d of %d integrations backfilled", synced, n)
-	})
-	s.waitIdle(t, 2*time.Minute)
+	s.waitBackfilled(t, n, 15*time.Minute)
 	backfill := s.Emu.RequestTimes()
 
 	s.Starter(t, "schedule", "apply")

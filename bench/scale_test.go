@@ -50,14 +50,7 @@ func benchScale(t *testing.T) {
 		must(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: ids[k], Category: kombo.CategoryHRIS, Records: 5, Seed: uint64(k), Notify: true}))
 	}
 	setupStart := time.Now()
-	teststack.Eventually(t, 10*time.Minute, func() string {
-		synced := s.Count(t, `select count(*) from kombo.watermarks where endpoint = 'hris/employees' and updated_after is not null`)
-		if synced == n {
-			return ""
-		}
-		return fmt.Sprintf("%d of %d integrations backfilled", synced, n)
-	})
-	s.waitIdle(t, 2*time.Minute)
+	s.waitBackfilled(t, n, 10*time.Minute)
 	setup := time.Since(setupStart)
 	sample := ids[:min(20, n)]
 	before := s.historyAndRounds(ctx, t, sample)
@@ -135,6 +128,20 @@ func benchScale(t *testing.T) {
 			num(float64(n)), setup.Round(time.Second), strings.Join(trace, "; "), len(sample))})
 
 	benchHistory(t, s, ids[0])
+}
+
+// waitBackfilled waits until n integrations have synced hris/employees once and every workflow
+// is idle again.
+func (s *stack) waitBackfilled(t *testing.T, n int, within time.Duration) {
+	t.Helper()
+	teststack.Eventually(t, within, func() string {
+		synced := s.Count(t, `select count(*) from kombo.watermarks where endpoint = 'hris/employees' and updated_after is not null`)
+		if synced == n {
+			return ""
+		}
+		return fmt.Sprintf("%d of %d integrations backfilled", synced, n)
+	})
+	s.waitIdle(t, 2*time.Minute)
 }
 
 // busy counts the stack's integration workflows debouncing or syncing (other parts' workflows,

@@ -51,15 +51,9 @@ func (e *Emulator) forceSyncAnswer(r *http.Request) ([]byte, *apiError) {
 		}
 		typ = *in.Type
 	}
-	i, ok := e.integrations[iid]
-	if !ok || i.deleted {
-		return nil, &apiError{status: 404, code: kombo.CodeIntegrationNotFound, message: "No integration with ID " + iid + " exists."}
-	}
-	switch i.state {
-	case kombo.IntegrationInactive:
-		return nil, &apiError{status: 403, code: kombo.CodeIntegrationInactive, message: "The integration is inactive."}
-	case kombo.IntegrationInvalid:
-		return nil, &apiError{status: 403, code: kombo.CodeIntegrationAuthInvalid, message: "The integration's credentials are invalid."}
+	i, apiErr := e.usableIntegration(iid)
+	if apiErr != nil {
+		return nil, apiErr
 	}
 	already := true
 	if i.queued == nil {

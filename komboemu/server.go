@@ -191,15 +191,9 @@ func (e *Emulator) list(r *http.Request) ([]byte, *apiError) {
 	if iid == "" {
 		return nil, &apiError{status: 400, code: kombo.CodeInputInvalid, message: "The X-Integration-Id header is required."}
 	}
-	i, ok := e.integrations[iid]
-	if !ok || i.deleted {
-		return nil, &apiError{status: 404, code: kombo.CodeIntegrationNotFound, message: "No integration with ID " + iid + " exists."}
-	}
-	switch i.state {
-	case kombo.IntegrationInactive:
-		return nil, &apiError{status: 403, code: kombo.CodeIntegrationInactive, message: "The integration is inactive."}
-	case kombo.IntegrationInvalid:
-		return nil, &apiError{status: 403, code: kombo.CodeIntegrationAuthInvalid, message: "The integration's credentials are invalid."}
+	i, apiErr := e.usableIntegration(iid)
+	if apiErr != nil {
+		return nil, apiErr
 	}
 	if i.firstSyncPending {
 		msg := "The first sync of this integration didn't finish yet! You can keep polling this until you get a successful response or react to our webhooks."
@@ -221,6 +215,22 @@ func (e *Emulator) list(r *http.Request) ([]byte, *apiError) {
 	}
 	i.purgeExpired(e.now(), e.opts.Retention)
 	return e.page(req)
+}
+
+// usableIntegration is the integration a request names, or Kombo's answer when it does not
+// exist or its state refuses reads: 404, or 403 for INACTIVE and INVALID. Call with e.mu held.
+func (e *Emulator) usableIntegration(iid string) (*integration, *apiError) {
+	i, ok := e.integrations[iid]
+	if !ok || i.deleted {
+		return nil, &apiError{status: 404, code: kombo.CodeIntegrationNotFound, message: "No integration with ID " + iid + " exists."}
+	}
+	switch i.state {
+	case kombo.IntegrationInactive:
+		return nil, &apiError{status: 403, code: kombo.CodeIntegrationInactive, message: "The integration is inactive."}
+	case kombo.IntegrationInvalid:
+		return nil, &apiError{status: 403, code: kombo.CodeIntegrationAuthInvalid, message: "The integration's credentials are invalid."}
+	}
+	return i, nil
 }
 
 func (e *Emulator) authorized(r *http.Request) bool {
