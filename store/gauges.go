@@ -17,12 +17,15 @@ var (
 		"Integrations waiting for an operator (a refused sweep: starter integration reconcile --confirm-sweep).", nil, nil)
 	unsignaledDesc = prometheus.NewDesc("kombosync_webhooks_unsignaled",
 		"Stored webhooks not yet signaled to their workflow (the relay retries them).", nil, nil)
+	retentionDesc = prometheus.NewDesc("kombosync_retention_last_finished_timestamp_seconds",
+		"When the last retention run finished (Unix seconds; 0 when none has).", nil, nil)
 )
 
-// IntegrationGauges reports kombosync_integrations{sync_state} and
-// kombosync_integrations_needing_operator: the worker's.
+// IntegrationGauges reports kombosync_integrations{sync_state},
+// kombosync_integrations_needing_operator and kombosync_retention_last_finished_timestamp_seconds:
+// the worker's.
 func (s *Store) IntegrationGauges() prometheus.Collector {
-	return gauges{descs: []*prometheus.Desc{integrationsDesc, needOperatorDesc}, collect: func(ctx context.Context, ch chan<- prometheus.Metric) error {
+	return gauges{descs: []*prometheus.Desc{integrationsDesc, needOperatorDesc, retentionDesc}, collect: func(ctx context.Context, ch chan<- prometheus.Metric) error {
 		rows, err := s.pool.Query(ctx, `select coalesce(sync_state, 'unknown'), count(*) from kombo.integrations
 			where deleted_at is null group by 1`)
 		if err != nil {
@@ -45,6 +48,11 @@ func (s *Store) IntegrationGauges() prometheus.Collector {
 			return err
 		}
 		ch <- prometheus.MustNewConstMetric(needOperatorDesc, prometheus.GaugeValue, n)
+		var last float64
+		if err := s.pool.QueryRow(ctx, `select coalesce(extract(epoch from max(finished_at)), 0)::float8 from kombo.retention_runs`).Scan(&last); err != nil {
+			return err
+		}
+		ch <- prometheus.MustNewConstMetric(retentionDesc, prometheus.GaugeValue, last)
 		return nil
 	}}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
@@ -34,7 +35,24 @@ kombosync_integrations{sync_state="idle"} 2
 # HELP kombosync_integrations_needing_operator Integrations waiting for an operator (a refused sweep: starter integration reconcile --confirm-sweep).
 # TYPE kombosync_integrations_needing_operator gauge
 kombosync_integrations_needing_operator 1
+# HELP kombosync_retention_last_finished_timestamp_seconds When the last retention run finished (Unix seconds; 0 when none has).
+# TYPE kombosync_retention_last_finished_timestamp_seconds gauge
+kombosync_retention_last_finished_timestamp_seconds 0
 `)))
+	require.NoError(t, s.StartRetentionRun(ctx, "ret-1"))
+	_, err := s.FinishRetentionRun(ctx, "ret-1")
+	require.NoError(t, err)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s.IntegrationGauges())
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	var last float64
+	for _, f := range families {
+		if f.GetName() == "kombosync_retention_last_finished_timestamp_seconds" {
+			last = f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	require.InDelta(t, float64(time.Now().Unix()), last, 60, "a finished run sets it to its finish time")
 
 	for _, id := range []string{"e1", "e2"} {
 		_, err := s.InsertWebhookEvent(ctx, inboxEvent(id), true)
