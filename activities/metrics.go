@@ -161,7 +161,7 @@ func endpointLabel(path string) string {
 }
 
 // retained counts what a retention batch changed.
-func (m *Metrics) retained(_ string, c store.RetentionCounts) {
+func (m *Metrics) retained(c store.RetentionCounts) {
 	if m == nil {
 		return
 	}

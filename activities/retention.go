@@ -50,10 +50,11 @@ func (a *Activities) FinishRetention(ctx context.Context, runID string) (store.R
 type RetainStepInput struct {
 	RunID string
 	Step  string // store.RetainPolicy, RetainDeleted, RetainChanges or RetainWebhooks
-	// Budget bounds the call; the workflow calls again while the step is not done. A minute
-	// when zero.
-	Budget time.Duration
 }
+
+// retainStepBudget bounds one RetainStep call; the workflow calls again while the step is not
+// done, so a long step shows its progress in the history and a retry redoes little.
+const retainStepBudget = time.Minute
 
 // RetainStepResult is what the call did.
 type RetainStepResult struct {
@@ -66,22 +67,20 @@ type RetainStepResult struct {
 // the batch under way, which its retry does again from what Postgres holds (the rows it had not
 // committed still match), so nothing is skipped or done twice.
 func (a *Activities) RetainStep(ctx context.Context, in RetainStepInput) (RetainStepResult, error) {
-	budget := in.Budget
-	if budget <= 0 {
-		budget = time.Minute
-	}
 	limit := a.Retention.BatchSize
 	if limit <= 0 {
 		limit = 1000
 	}
-	deadline := time.Now().Add(budget)
+	deadline := time.Now().Add(retainStepBudget)
 	var res RetainStepResult
 	stop := heartbeatEvery(ctx, nil) // also while a long batch runs
 	defer stop()
-	beat := func(c store.RetentionCounts) error {
+	record := func(c store.RetentionCounts) {
 		res.Counts = res.Counts.Add(c)
-		a.Metrics.retained(in.Step, c)
+		a.Metrics.retained(c)
 		activity.RecordHeartbeat(ctx, res.Counts)
+	}
+	pause := func() error { // between two batches, never after the last
 		if a.Retention.BatchPause <= 0 {
 			return nil
 		}
@@ -106,8 +105,11 @@ func (a *Activities) RetainStep(ctx context.Context, in RetainStepInput) (Retain
 				if c, done, err = a.Store.PolicyBatch(ctx, in.RunID, ep, limit); err != nil {
 					return res, err
 				}
-				if err := beat(c); err != nil {
-					return res, err
+				record(c)
+				if !done {
+					if err := pause(); err != nil {
+						return res, err
+					}
 				}
 			}
 		}
@@ -139,12 +141,12 @@ func (a *Activities) RetainStep(ctx context.Context, in RetainStepInput) (Retain
 		if err != nil {
 			return res, err
 		}
-		if rows < limit { // the last batch: no pause after it
-			a.Metrics.retained(in.Step, c)
-			res.Counts, res.Done = res.Counts.Add(c), true
+		record(c)
+		if rows < limit {
+			res.Done = true
 			return res, nil
 		}
-		if err := beat(c); err != nil {
+		if err := pause(); err != nil {
 			return res, err
 		}
 	}

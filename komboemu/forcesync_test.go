@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,19 +17,7 @@ import (
 
 func post(t *testing.T, srv *httptest.Server, path, integration, body string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+apiKey)
-	req.Header.Set("Content-Type", "application/json")
-	if integration != "" {
-		req.Header.Set("X-Integration-Id", integration)
-	}
-	resp, err := srv.Client().Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, b
+	return call(t, srv, http.MethodPost, path, integration, body)
 }
 
 // syncFinishedIDs are the sync ids of the sync-finished webhooks sent for an integration so far.

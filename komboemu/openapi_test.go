@@ -145,9 +145,23 @@ func (s *webhookSink) all() [][]byte {
 
 func get(t *testing.T, srv *httptest.Server, path, integration string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+	return call(t, srv, http.MethodGet, path, integration, "")
+}
+
+// call sends an authorized API request (a JSON body when body is not empty) and returns the
+// answer's status and body.
+func call(t *testing.T, srv *httptest.Server, method, path, integration, body string) (int, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, srv.URL+path, r)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+apiKey)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if integration != "" {
 		req.Header.Set("X-Integration-Id", integration)
 	}

@@ -167,14 +167,6 @@ func (p *Policy) Endpoints() []string {
 	return slices.Sorted(maps.Keys(p.byEndpoint))
 }
 
-// Rules are the endpoint's rules (zero when it has none).
-func (p *Policy) Rules(endpoint string) Rules {
-	if er := p.rulesOf(endpoint); er != nil {
-		return er.rules
-	}
-	return Rules{}
-}
-
 // TopLevel are the record's top-level fields the endpoint's rules touch: their values never go
 // into a change row's diff (it holds "[redacted]" for them).
 func (p *Policy) TopLevel(endpoint string) []string {
@@ -230,23 +222,6 @@ func (p *Policy) Apply(endpoint string, raw []byte) ([]byte, bool, error) {
 	}
 	out, err := marshal(obj)
 	return out, true, err
-}
-
-// ApplyValue applies the rules below one top-level field to its value (a change row's old or
-// new value of that field).
-func (p *Policy) ApplyValue(endpoint, field string, v any) (any, bool) {
-	er := p.rulesOf(endpoint)
-	if er == nil {
-		return v, false
-	}
-	holder := map[string]any{field: v}
-	changed := false
-	for _, pt := range er.paths {
-		if pt.segs[0].key == field {
-			changed = p.applyPath(holder, pt, pt.segs) || changed
-		}
-	}
-	return holder[field], changed
 }
 
 // applyPath applies one path's action under obj, returning whether anything changed.

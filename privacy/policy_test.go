@@ -62,19 +62,6 @@ func TestApplyDropsAndHashesWhatThePolicyNames(t *testing.T) {
 	require.Equal(t, []string{"bank_accounts", "date_of_birth", "employments", "home_address", "salary", "ssn"}, p.TopLevel("hris/employees"))
 }
 
-func TestApplyValueRedactsOneFieldsValue(t *testing.T) {
-	p, err := privacy.Parse([]byte(`{"hris/employees": {"drop": ["home_address.street_1"], "hash": ["ssn"]}}`), key)
-	require.NoError(t, err)
-	v, changed := p.ApplyValue("hris/employees", "home_address", map[string]any{"street_1": "x", "city": "y"})
-	require.True(t, changed)
-	require.Equal(t, map[string]any{"city": "y"}, v)
-	v, changed = p.ApplyValue("hris/employees", "ssn", "078-05-1120")
-	require.True(t, changed)
-	require.True(t, strings.HasPrefix(v.(string), privacy.HashPrefix))
-	_, changed = p.ApplyValue("hris/employees", "first_name", "Ada")
-	require.False(t, changed)
-}
-
 func TestParseRefusesWhatItCannotApply(t *testing.T) {
 	for doc, want := range map[string]string{
 		`{"hris/nope": {"drop": ["x"]}}`:                     `unknown endpoint "hris/nope"`,

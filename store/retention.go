@@ -16,7 +16,6 @@ const (
 	RetainDeleted   = "deleted-records" // deleted records become tombstones
 	RetainChanges   = "change-values"   // old change rows' values are redacted
 	RetainWebhooks  = "webhook-events"  // old signaled webhooks leave the inbox
-	redactedValue   = `"[redacted]"`
 	redactedPairSQL = `'["[redacted]", "[redacted]"]'::jsonb`
 )
 

@@ -131,7 +131,7 @@ func (s *syncer) fetchDone(ctx workflow.Context, call *fetchCall, f workflow.Fut
 		s.st.Unavailable = slices.DeleteFunc(s.st.Unavailable, func(e string) bool { return e == call.endpoint })
 		delete(s.st.DataErrors, call.endpoint)
 		s.st.Rejected[call.endpoint] = res.RejectedOpen
-		s.round.add(call.endpoint, res.Counts)
+		s.round.add(call.endpoint, res.Counts.Written())
 		s.watermarks[call.endpoint] = call.advanceTo
 		s.st.LastSyncAt = &now
 		s.st.FirstSyncFinished, s.st.FirstSyncPending, s.st.FirstSyncAttempts = true, false, 0

@@ -179,7 +179,7 @@ func (s *syncer) fullSyncDone(ctx workflow.Context, call *fullSyncCall, f workfl
 		case p.Outcome == store.OutcomeSucceeded && p.Error == "":
 			delete(s.st.DataErrors, p.Endpoint)
 			s.st.Rejected[p.Endpoint] = p.RejectedOpen
-			s.round.add(p.Endpoint, p.Counts)
+			s.round.add(p.Endpoint, p.Counts.Written()+p.Swept) // the sweep writes change rows too
 		}
 		switch {
 		case p.SweepRefused:

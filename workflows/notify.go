@@ -17,11 +17,12 @@ type roundSoFar struct {
 	number    int // rounds notified in this run
 }
 
-func (r *roundSoFar) add(endpoint string, c store.Counts) {
+// add records an endpoint the round committed, with the change rows it wrote.
+func (r *roundSoFar) add(endpoint string, written int) {
 	if !slices.Contains(r.endpoints, endpoint) {
 		r.endpoints = append(r.endpoints, endpoint)
 	}
-	r.written += c.Written()
+	r.written += written
 }
 
 // notifyIfRoundDone sends one kombo_changes notification (store.NotifyRound) when the fetches of a
