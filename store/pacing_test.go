@@ -40,14 +40,16 @@ func TestPaceSpacesTheRequestsOfEveryWorkerTogether(t *testing.T) {
 	}
 	wg.Wait()
 	slices.SortFunc(sent, func(a, b time.Time) int { return a.Compare(b) })
-	// The slots are exactly interval apart on the database's clock; waking from a timer adds a
-	// little jitter on this side, never a burst: no 400 ms holds more than 11 of the 40.
+	// The slots are exactly interval apart on the database's clock; waking from a timer adds
+	// jitter on this side, never a burst: no 400 ms holds more than 12 of the 40 (10 slots, one
+	// at the window's edge, one woken late under the race detector beside the other tests;
+	// unpaced, all 40 go within a few milliseconds).
 	for i := range sent {
 		j := i
 		for j < len(sent) && sent[j].Sub(sent[i]) < 10*interval {
 			j++
 		}
-		require.LessOrEqual(t, j-i, 11, "requests %d..%d within %s", i, j, 10*interval)
+		require.LessOrEqual(t, j-i, 12, "requests %d..%d within %s", i, j, 10*interval)
 	}
 	require.GreaterOrEqual(t, sent[len(sent)-1].Sub(sent[0]), 38*interval, "40 requests take at least 39 intervals")
 
