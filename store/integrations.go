@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,14 +57,35 @@ func (s *Store) Integration(ctx context.Context, id string) (in Integration, fou
 // finished first sync stays finished, and timestamps never move backwards, so a late or repeated
 // save is harmless.
 func (s *Store) SaveIntegration(ctx context.Context, in Integration) error {
+	_, err := s.SaveIntegrationEvents(ctx, in)
+	return err
+}
+
+// SaveIntegrationEvents is SaveIntegration, queuing in the same transaction the events the
+// change tells the application of: integration.state_changed when the lasting sync state
+// changes, attention when a new reason for it is recorded. It returns the active subscriptions
+// to wake once committed.
+func (s *Store) SaveIntegrationEvents(ctx context.Context, in Integration) ([]string, error) {
 	if in.ID == "" {
-		return errors.New("save integration: id is required")
+		return nil, errors.New("save integration: id is required")
 	}
 	firstSync := "pending"
 	if in.FirstSyncFinished {
 		firstSync = "finished"
 	}
-	_, err := s.pool.Exec(ctx, `
+	var wake []string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var before struct{ syncState, attention *string }
+		err := tx.QueryRow(ctx, `select sync_state, attention from kombo.integrations where id = $1 for update`, in.ID).
+			Scan(&before.syncState, &before.attention)
+		if err != nil && err != pgx.ErrNoRows {
+			return err
+		}
+		var after struct {
+			tool, category, state string
+			syncState, attention  *string
+		}
+		if err := tx.QueryRow(ctx, `
 		insert into kombo.integrations as i (id, tool, category, state, sync_state, last_sync_state, last_sync_state_at,
 			first_sync_status, last_synced_at, deleted_at, purged_at, attention)
 		values ($1, nullif($2, ''), nullif($3, ''), coalesce(nullif($4, ''), 'ACTIVE'), nullif($5, ''), nullif($6, ''), $7,
@@ -81,13 +103,44 @@ func (s *Store) SaveIntegration(ctx context.Context, in Integration) error {
 			deleted_at = coalesce(i.deleted_at, excluded.deleted_at),
 			purged_at = coalesce(i.purged_at, excluded.purged_at),
 			attention = case when $12::text is null then i.attention else nullif($12, '') end,
-			updated_at = now()`,
-		in.ID, in.Tool, in.Category, in.State, in.SyncState, in.LastSyncState, in.LastSyncStateAt,
-		firstSync, in.LastSyncedAt, in.DeletedAt, in.PurgedAt, in.Attention)
+			updated_at = now()
+		returning coalesce(tool, ''), coalesce(category, ''), state, sync_state, attention`,
+			in.ID, in.Tool, in.Category, in.State, in.SyncState, in.LastSyncState, in.LastSyncStateAt,
+			firstSync, in.LastSyncedAt, in.DeletedAt, in.PurgedAt, in.Attention).
+			Scan(&after.tool, &after.category, &after.state, &after.syncState, &after.attention); err != nil {
+			return err
+		}
+		if after.syncState != nil && deref(after.syncState) != deref(before.syncState) {
+			w, err := enqueue(ctx, tx, event{Type: EventStateChanged, IntegrationID: in.ID, Data: StateChanged{
+				IntegrationID: in.ID, Tool: after.tool, Category: after.category, State: *after.syncState,
+				PreviousState: deref(before.syncState), KomboState: after.state}})
+			if err != nil {
+				return err
+			}
+			wake = appendNew(wake, w...)
+		}
+		if a := deref(after.attention); a != "" && a != deref(before.attention) {
+			w, err := enqueue(ctx, tx, event{Type: EventAttention, IntegrationID: in.ID, Data: Attention{
+				IntegrationID: in.ID, Tool: after.tool, Category: after.category, Kind: attentionKind(a), Message: a}})
+			if err != nil {
+				return err
+			}
+			wake = appendNew(wake, w...)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("save integration %s: %w", in.ID, err)
+		return nil, fmt.Errorf("save integration %s: %w", in.ID, err)
 	}
-	return nil
+	return wake, nil
+}
+
+// attentionKind names the reason an integration row records (its only one today: the sweep).
+func attentionKind(text string) string {
+	if strings.HasPrefix(text, "sweep refused") {
+		return "sweep_refused"
+	}
+	return "operator_needed"
 }
 
 func deref(s *string) string {
