@@ -29,6 +29,7 @@ type Activities struct {
 	Settings   Settings
 	Retention  Retention
 	Reconciler Reconciler
+	Outbound   Outbound // outbound webhooks; no Client: this worker delivers none
 	Metrics    *Metrics // nil: no metrics
 }
 

@@ -54,8 +54,10 @@ func (a *Activities) LoadIntegration(ctx context.Context, in LoadIntegrationInpu
 
 // SaveIntegration records the integration's state in kombo.integrations, for SQL users and for
 // `starter integration status` while no worker runs.
+// The events the change tells the application of (a state transition, an attention) are queued
+// in the same transaction, and their subscriptions woken.
 func (a *Activities) SaveIntegration(ctx context.Context, in store.Integration) error {
-	return a.Store.SaveIntegration(ctx, in)
+	return a.saveWithEvents(ctx, in)
 }
 
 // NotifyRound sends the kombo_changes notification of a finished fetch round (a local activity:

@@ -68,6 +68,8 @@ const (
 	PartMetrics
 	PartLog
 	PartPrivacy
+	PartOutbound
+	PartAPI
 )
 
 // Config is the whole configuration. A program only reads the fields of the parts it registered.
@@ -113,7 +115,9 @@ type Config struct {
 	// Kombo for its state again; it doubles up to an hour.
 	StateProbeInterval time.Duration
 
-	Privacy Privacy
+	Privacy  Privacy
+	Outbound Outbound
+	API      API
 
 	MetricsListenAddr string
 
@@ -155,6 +159,12 @@ func (c *Config) LogValue() slog.Value {
 	}
 	if c.parts&PartPrivacy != 0 {
 		attrs = append(attrs, c.Privacy.logAttrs())
+	}
+	if c.parts&PartOutbound != 0 {
+		attrs = append(attrs, c.Outbound.logAttrs())
+	}
+	if c.parts&PartAPI != 0 {
+		attrs = append(attrs, slog.String("api_listen_addr", c.API.ListenAddr), slog.Int("api_tokens", len(c.API.Tokens)))
 	}
 	return slog.GroupValue(attrs...)
 }
@@ -220,6 +230,12 @@ func Register(fs *flag.FlagSet, parts Part) *Config {
 	}
 	if parts&PartPrivacy != 0 {
 		registerPrivacy(fs, c)
+	}
+	if parts&PartOutbound != 0 {
+		registerOutbound(fs, c)
+	}
+	if parts&PartAPI != 0 {
+		registerAPI(fs, c)
 	}
 	if parts&PartMetrics != 0 {
 		c.MetricsListenAddr = DefaultMetricsListenAddr
@@ -346,6 +362,16 @@ func (c *Config) Validate() error {
 	}
 	if c.parts&PartPrivacy != 0 {
 		if err := c.Privacy.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.parts&PartOutbound != 0 {
+		if err := c.Outbound.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.parts&PartAPI != 0 {
+		if err := c.API.validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}

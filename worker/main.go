@@ -20,6 +20,7 @@ import (
 	"github.com/kombosync/kombosync/config"
 	"github.com/kombosync/kombosync/internal/service"
 	"github.com/kombosync/kombosync/kombo"
+	"github.com/kombosync/kombosync/outbound"
 	"github.com/kombosync/kombosync/privacy"
 	"github.com/kombosync/kombosync/store"
 	"github.com/kombosync/kombosync/workflows"
@@ -35,7 +36,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := config.Register(fs, config.PartDatabase|config.PartTemporal|config.PartKomboAPI|
-		config.PartSync|config.PartMetrics|config.PartLog|config.PartPrivacy)
+		config.PartSync|config.PartMetrics|config.PartLog|config.PartPrivacy|config.PartOutbound)
 	if err := cfg.Parse(fs, args); err != nil {
 		return err
 	}
@@ -78,6 +79,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}, Retention: activities.Retention{DeletedRecords: cfg.Privacy.DeletedRecordRetention, ChangeValues: cfg.Privacy.ChangeValuesRetention,
 		WebhookEvents: cfg.Privacy.WebhookEventsRetention, BatchSize: cfg.Privacy.RetentionBatchSize,
 		BatchPause: cfg.Privacy.RetentionBatchPause,
+	}, Outbound: activities.Outbound{
+		Client: outbound.NewClient(outbound.Options{AllowHTTP: cfg.Outbound.AllowHTTP, AllowPrivate: cfg.Outbound.AllowPrivate,
+			Timeout: cfg.Outbound.Timeout}),
+		Wake: func(ctx context.Context, subscriptionID, reason string) error {
+			return workflows.WakeSubscription(ctx, tc, cfg.TaskQueue, subscriptionID, workflows.DeliverSignal{Reason: reason})
+		},
+		GiveUpAfter: cfg.Outbound.GiveUpAfter, MaxBackoff: cfg.Outbound.MaxBackoff,
+		Metrics: activities.NewOutboundMetrics(b.Registry),
 	}, Metrics: metrics, Reconciler: func(ctx context.Context, ref store.IntegrationRef, reason string, state activities.KomboState) error {
 		return workflows.ReconcileIntegration(ctx, tc, cfg.TaskQueue, ref, reason, state)
 	}})

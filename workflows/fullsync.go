@@ -180,6 +180,7 @@ func (s *syncer) fullSyncDone(ctx workflow.Context, call *fullSyncCall, f workfl
 			delete(s.st.DataErrors, p.Endpoint)
 			s.st.Rejected[p.Endpoint] = p.RejectedOpen
 			s.round.add(p.Endpoint, p.Counts.Written()+p.Swept) // the sweep writes change rows too
+			s.round.full = true
 		}
 		switch {
 		case p.SweepRefused:

@@ -171,6 +171,7 @@ type syncer struct {
 	probing       bool // the kombo-state-probe version: see probe.go
 	leadingEdge   bool // the leading-edge version: see debounce.go
 	notifyRounds  bool // the round-notify version: see notify.go
+	reportRounds  bool // the round-report version: see notify.go
 	round         roundSoFar
 
 	published struct { // what search attributes and Postgres last heard
@@ -240,6 +241,9 @@ func newSyncer(ctx workflow.Context, in IntegrationSyncInput) (*syncer, error) {
 	s.leadingEdge = workflow.GetVersion(ctx, "leading-edge", workflow.DefaultVersion, 1) == 1
 	// Version 1: a finished fetch round sends one kombo_changes notification (see notify.go).
 	s.notifyRounds = workflow.GetVersion(ctx, "round-notify", workflow.DefaultVersion, 1) == 1
+	// Version 1: a round's end is reported by the PublishRound activity (outbound events and
+	// the notification in one transaction) instead of the NotifyRound local activity.
+	s.reportRounds = s.notifyRounds && workflow.GetVersion(ctx, "round-report", workflow.DefaultVersion, 1) == 1
 	row := loaded.Integration
 	s.st.Tool = firstNonEmpty(s.st.Tool, row.Tool)
 	s.st.Category = firstNonEmpty(s.st.Category, row.Category)

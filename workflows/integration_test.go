@@ -46,6 +46,7 @@ type harness struct {
 	sweeps    []activities.SweepInput
 	purged    []string
 	notices   []store.RoundNotice
+	reports   []activities.PublishRoundInput
 }
 
 type fetch struct {
@@ -96,11 +97,12 @@ func newHarness(t *testing.T) *harness {
 		h.purged = append(h.purged, id)
 		return 42, nil
 	})
-	env.OnActivity(a.NotifyRound, mock.Anything, mock.Anything).Return(func(_ context.Context, n store.RoundNotice) error {
+	env.OnActivity(a.PublishRound, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.PublishRoundInput) (activities.PublishRoundResult, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		h.notices = append(h.notices, n)
-		return nil
+		h.notices = append(h.notices, in.Notice)
+		h.reports = append(h.reports, in)
+		return activities.PublishRoundResult{Event: true}, nil
 	})
 	h.fetchMock = env.OnActivity(a.FetchEndpoint, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.FetchEndpointInput) (activities.FetchEndpointResult, error) {

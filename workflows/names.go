@@ -77,6 +77,7 @@ func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(FullSync, workflow.RegisterOptions{Name: FullSyncType})
 	r.RegisterWorkflowWithOptions(Reconcile, workflow.RegisterOptions{Name: ReconcileType})
 	r.RegisterWorkflowWithOptions(Retention, workflow.RegisterOptions{Name: RetentionType})
+	r.RegisterWorkflowWithOptions(SubscriptionDelivery, workflow.RegisterOptions{Name: SubscriptionDeliveryType})
 }
 
 // StartOptions are the options every starter of an integration's workflow uses (the gateway's

@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/kombosync/kombosync/activities"
 	"github.com/kombosync/kombosync/store"
 )
 
@@ -14,7 +15,8 @@ import (
 type roundSoFar struct {
 	endpoints []string
 	written   int
-	number    int // rounds notified in this run
+	number    int  // rounds notified in this run
+	full      bool // a full pass wrote some of it
 }
 
 // add records an endpoint the round committed, with the change rows it wrote.
@@ -25,7 +27,8 @@ func (r *roundSoFar) add(endpoint string, written int) {
 	r.written += written
 }
 
-// notifyIfRoundDone sends one kombo_changes notification (store.NotifyRound) when the fetches of a
+// notifyIfRoundDone reports a round (PublishRound; before the round-report version, the
+// kombo_changes notification alone, NotifyRound) when the fetches of a
 // round have all finished, before the next round starts: an application LISTENing wakes once
 // per committed round, never per page. A round whose fetches all failed notifies nothing; a
 // notification that cannot be sent is logged and not retried (the feed is the truth, the
@@ -38,7 +41,25 @@ func (s *syncer) notifyIfRoundDone(ctx workflow.Context) {
 	slices.Sort(s.round.endpoints)
 	n := store.RoundNotice{IntegrationID: s.id, Endpoints: s.round.endpoints, Written: s.round.written,
 		Round: s.round.number, RunID: workflow.GetInfo(ctx).WorkflowExecution.RunID}
-	s.round.endpoints, s.round.written = nil, 0
+	full := s.round.full
+	s.round.endpoints, s.round.written, s.round.full = nil, 0, false
+	if s.reportRounds {
+		// A regular activity, retried: the report queues the round's records.changed event
+		// for the subscriptions (store.ReportChanges). It gives up after a few minutes of a
+		// feed horizon held back; the next round's report covers what this one could not.
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 30 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second,
+				MaximumAttempts: 8},
+			Summary: "report the round's changes",
+		})
+		err := workflow.ExecuteActivity(actx, acts.PublishRound, activities.PublishRoundInput{IntegrationID: s.id,
+			Tool: s.st.Tool, Category: s.st.Category, Full: full, Notice: n}).Get(actx, nil)
+		if err != nil {
+			s.logger.Warn("could not report the round's changes; the next round's report covers them", "error", err)
+		}
+		return
+	}
 	// Bounded and tried twice at most: the event loop waits for it, and a lost wake-up costs
 	// nothing but latency (readers also poll).
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{

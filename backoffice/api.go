@@ -1,0 +1,411 @@
+// Package backoffice is the back-office API: an HTTP API for the application's back office, on
+// its own listener (API_LISTEN_ADDR), never on the webhook gateway's port. Every /v1 route needs
+// a bearer token of API_TOKENS; errors are JSON in one shape ({"error": {"code", "message"}});
+// lists are paginated with an opaque cursor; the OpenAPI document (openapi.json, embedded) is
+// served at /openapi.json and checked against the routes and the answers in the tests.
+//
+// Today it manages outbound webhook subscriptions (README "Outbound webhooks").
+package backoffice
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/kombosync/kombosync/outbound"
+	"github.com/kombosync/kombosync/store"
+)
+
+//go:embed openapi.json
+var OpenAPI []byte
+
+// Options are the API's dependencies.
+type Options struct {
+	Logger        *slog.Logger
+	Tokens        []string // bearer tokens, several for rotation
+	Subscriptions *outbound.Manager
+	Healthz       http.Handler // optional probes
+	Readyz        http.Handler
+	Metrics       http.Handler
+}
+
+// API is the back-office API's handler.
+type API struct {
+	log    *slog.Logger
+	tokens [][32]byte // sha256 of each token: compared in constant time, whatever their lengths
+	subs   *outbound.Manager
+	router *mux.Router
+}
+
+// New builds the handler.
+func New(o Options) (*API, error) {
+	if len(o.Tokens) == 0 {
+		return nil, errors.New("back-office API: at least one token is required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &API{log: o.Logger, subs: o.Subscriptions}
+	for _, t := range o.Tokens {
+		a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))
+	}
+	r := mux.NewRouter()
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such route")
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route")
+	})
+	r.HandleFunc("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(OpenAPI)
+	}).Methods(http.MethodGet)
+	for path, h := range map[string]http.Handler{"/healthz": o.Healthz, "/readyz": o.Readyz, "/metrics": o.Metrics} {
+		if h != nil {
+			r.Handle(path, h).Methods(http.MethodGet)
+		}
+	}
+	v1 := r.PathPrefix("/v1").Subrouter()
+	v1.Use(a.authenticate)
+	v1.HandleFunc("/subscriptions", a.listSubscriptions).Methods(http.MethodGet)
+	v1.HandleFunc("/subscriptions", a.createSubscription).Methods(http.MethodPost)
+	v1.HandleFunc("/subscriptions/{id}", a.getSubscription).Methods(http.MethodGet)
+	v1.HandleFunc("/subscriptions/{id}", a.updateSubscription).Methods(http.MethodPatch)
+	v1.HandleFunc("/subscriptions/{id}", a.deleteSubscription).Methods(http.MethodDelete)
+	v1.HandleFunc("/subscriptions/{id}/pause", a.pauseSubscription).Methods(http.MethodPost)
+	v1.HandleFunc("/subscriptions/{id}/resume", a.resumeSubscription).Methods(http.MethodPost)
+	v1.HandleFunc("/subscriptions/{id}/replay", a.replaySubscription).Methods(http.MethodPost)
+	v1.HandleFunc("/subscriptions/{id}/rotate-secret", a.rotateSecret).Methods(http.MethodPost)
+	v1.HandleFunc("/subscriptions/{id}/deliveries", a.listDeliveries).Methods(http.MethodGet)
+	a.router = r
+	return a, nil
+}
+
+// Router is the API's router, for tests that walk its routes.
+func (a *API) Router() *mux.Router { return a.router }
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.router.ServeHTTP(w, r) }
+
+// authenticate lets a request through with a valid "Authorization: Bearer <token>"; 401 otherwise.
+func (a *API) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		match := 0
+		for _, t := range a.tokens {
+			match |= subtle.ConstantTimeCompare(sum[:], t[:])
+		}
+		if !ok || token == "" || match != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kombosync"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required (Authorization: Bearer <token>)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// errorBody is the one shape of every error answer.
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	var b errorBody
+	b.Error.Code, b.Error.Message = code, message
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail answers a store or manager error: 404, 400, or 500 (logged, not shown).
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, store.ErrInvalid):
+		writeError(w, http.StatusBadRequest, "invalid", strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": "))
+	default:
+		a.log.ErrorContext(r.Context(), "back-office request failed", "method", r.Method, "route", routeOf(r), "error", err)
+		writeError(w, http.StatusInternalServerError, "internal", "the request failed; the server's log says why")
+	}
+}
+
+func routeOf(r *http.Request) string {
+	if route := mux.CurrentRoute(r); route != nil {
+		if t, err := route.GetPathTemplate(); err == nil {
+			return t
+		}
+	}
+	return ""
+}
+
+// maxBody bounds a request body.
+const maxBody = 64 << 10
+
+// decode reads a JSON body strictly: one object, no unknown fields, at most maxBody bytes. An
+// empty body decodes to the zero value when allowEmpty.
+func decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", maxBody))
+		return false
+	}
+	if len(strings.TrimSpace(string(body))) == 0 && allowEmpty {
+		return true
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_json", "the body is not the expected JSON object: "+err.Error())
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "invalid_json", "the body holds more than one JSON value")
+		return false
+	}
+	return true
+}
+
+// page is a list answer: its items and the cursor of the next page ("" at the end).
+type page[T any] struct {
+	Data       []T    `json:"data"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// limitParam reads ?limit= (1 to 500, default 100).
+func limitParam(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 500 {
+		return 0, fmt.Errorf("%w: limit must be a whole number from 1 to 500, not %q", store.ErrInvalid, v)
+	}
+	return n, nil
+}
+
+// subscriptionView is a subscription as the API shows it: no secrets, but how many sign.
+type subscriptionView struct {
+	store.Subscription
+	Secrets int `json:"secrets"`
+}
+
+func view(s store.Subscription) subscriptionView {
+	if s.EventTypes == nil {
+		s.EventTypes = []string{}
+	}
+	return subscriptionView{Subscription: s, Secrets: len(s.Secrets)}
+}
+
+func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) {
+	subs, err := a.subs.Store.ListSubscriptions(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := page[subscriptionView]{Data: []subscriptionView{}}
+	for _, s := range subs {
+		out.Data = append(out.Data, view(s))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type createRequest struct {
+	URL           string   `json:"url"`
+	EventTypes    []string `json:"event_types"`
+	IntegrationID string   `json:"integration_id"`
+	Description   string   `json:"description"`
+	Secret        string   `json:"secret"`
+}
+
+// withSecret is a subscription with its new secret, shown on creation and rotation only.
+type withSecret struct {
+	Subscription subscriptionView `json:"subscription"`
+	Secret       string           `json:"secret"`
+}
+
+func (a *API) createSubscription(w http.ResponseWriter, r *http.Request) {
+	var req createRequest
+	if !decode(w, r, &req, false) {
+		return
+	}
+	if req.URL == "" {
+		writeError(w, http.StatusBadRequest, "invalid", "url is required")
+		return
+	}
+	sub, secret, err := a.subs.Create(r.Context(), store.SubscriptionSpec{URL: req.URL, Secret: req.Secret,
+		EventTypes: req.EventTypes, IntegrationID: req.IntegrationID, Description: req.Description})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "subscription created", "subscription_id", sub.ID)
+	writeJSON(w, http.StatusCreated, withSecret{Subscription: view(sub), Secret: secret})
+}
+
+func (a *API) getSubscription(w http.ResponseWriter, r *http.Request) {
+	sub, err := a.subs.Store.GetSubscription(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view(sub))
+}
+
+type updateRequest struct {
+	URL           *string   `json:"url"`
+	EventTypes    *[]string `json:"event_types"`
+	IntegrationID *string   `json:"integration_id"`
+	Description   *string   `json:"description"`
+}
+
+func (a *API) updateSubscription(w http.ResponseWriter, r *http.Request) {
+	var req updateRequest
+	if !decode(w, r, &req, false) {
+		return
+	}
+	sub, err := a.subs.Update(r.Context(), mux.Vars(r)["id"], store.SubscriptionPatch{URL: req.URL, EventTypes: req.EventTypes,
+		IntegrationID: req.IntegrationID, Description: req.Description})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view(sub))
+}
+
+func (a *API) deleteSubscription(w http.ResponseWriter, r *http.Request) {
+	if err := a.subs.Delete(r.Context(), mux.Vars(r)["id"]); err != nil && !isWakeOnly(err) {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// isWakeOnly: the change is saved, only the workflow's wake-up failed (it looks again on its
+// own); the answer is the change's.
+func isWakeOnly(err error) bool {
+	var we *outbound.WakeError
+	return errors.As(err, &we)
+}
+
+type reasonRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (a *API) setState(w http.ResponseWriter, r *http.Request, resume bool) {
+	var req reasonRequest
+	if !decode(w, r, &req, true) {
+		return
+	}
+	if len(req.Reason) > 500 {
+		writeError(w, http.StatusBadRequest, "invalid", "reason: at most 500 characters")
+		return
+	}
+	change := a.subs.Pause
+	if resume {
+		change = a.subs.Resume
+	}
+	sub, err := change(r.Context(), mux.Vars(r)["id"], req.Reason)
+	if err != nil && !isWakeOnly(err) {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view(sub))
+}
+
+func (a *API) pauseSubscription(w http.ResponseWriter, r *http.Request)  { a.setState(w, r, false) }
+func (a *API) resumeSubscription(w http.ResponseWriter, r *http.Request) { a.setState(w, r, true) }
+
+type replayRequest struct {
+	Since *time.Time          `json:"since"`
+	After *store.FeedPosition `json:"after"`
+}
+
+func (a *API) replaySubscription(w http.ResponseWriter, r *http.Request) {
+	var req replayRequest
+	if !decode(w, r, &req, false) {
+		return
+	}
+	if req.After != nil {
+		if _, err := strconv.ParseUint(req.After.TxID, 10, 64); err != nil || req.After.Seq < 0 {
+			writeError(w, http.StatusBadRequest, "invalid", "after: txid is a decimal string and seq a non-negative number")
+			return
+		}
+	}
+	n, err := a.subs.Replay(r.Context(), mux.Vars(r)["id"], store.ReplayFrom{Since: req.Since, After: req.After})
+	if err != nil && !isWakeOnly(err) {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"replayed": n})
+}
+
+type rotateRequest struct {
+	KeepOld bool `json:"keep_old"`
+}
+
+func (a *API) rotateSecret(w http.ResponseWriter, r *http.Request) {
+	var req rotateRequest
+	if !decode(w, r, &req, true) {
+		return
+	}
+	sub, secret, err := a.subs.RotateSecret(r.Context(), mux.Vars(r)["id"], req.KeepOld)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "subscription secret rotated", "subscription_id", sub.ID, "secrets", len(sub.Secrets))
+	writeJSON(w, http.StatusOK, withSecret{Subscription: view(sub), Secret: secret})
+}
+
+func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
+	id := mux.Vars(r)["id"]
+	limit, err := limitParam(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var before int64
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		if before, err = strconv.ParseInt(c, 10, 64); err != nil || before < 1 {
+			writeError(w, http.StatusBadRequest, "invalid", "cursor: not one this API gave")
+			return
+		}
+	}
+	if _, err := a.subs.Store.GetSubscription(r.Context(), id); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ds, err := a.subs.Store.DeliveryLog(r.Context(), id, before, limit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := page[store.Delivery]{Data: ds}
+	if out.Data == nil {
+		out.Data = []store.Delivery{}
+	}
+	if len(ds) == limit {
+		out.NextCursor = strconv.FormatInt(ds[len(ds)-1].Seq, 10)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
