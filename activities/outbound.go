@@ -113,7 +113,7 @@ func (a *Activities) PublishRound(ctx context.Context, in PublishRoundInput) (Pu
 			return out, nil
 		}
 		if time.Now().After(deadline) {
-			return out, temporal.NewApplicationError("the change feed's horizon is held back by a running transaction", ErrFeedBehind)
+			return out, temporal.NewApplicationError("the change feed's horizon is held back by a running transaction: "+res.HeldBy, ErrFeedBehind)
 		}
 		select {
 		case <-ctx.Done():

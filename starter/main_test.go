@@ -28,10 +28,10 @@ func TestEveryCommandHasHelpAndJSON(t *testing.T) {
 		}
 	}
 	walk(nil, []*ffcli.Command{c.migrateCommand(), c.scheduleCommand(), c.integrationCommand(), c.historyCommand(), c.webhookCommand(),
-		c.retentionCommand(), c.eraseCommand(), c.suppressionCommand()})
-	require.Len(t, leaves, 19, "migrate, 5 schedule, 6 integration, history export, webhook replay, 2 retention, erase, 2 suppression")
+		c.retentionCommand(), c.eraseCommand(), c.suppressionCommand(), c.subscriptionCommand()})
+	require.Len(t, leaves, 29, "migrate, 5 schedule, 6 integration, history export, webhook replay, 2 retention, erase, 2 suppression, 10 subscription")
 
-	groups := [][]string{{}, {"integration"}, {"schedule"}, {"retention"}, {"suppression"}}
+	groups := [][]string{{}, {"integration"}, {"schedule"}, {"retention"}, {"suppression"}, {"subscription"}}
 	for i, p := range append(leaves, groups...) {
 		var stdout, stderr bytes.Buffer
 		err := run(t.Context(), append(p, "-h"), &stdout, &stderr)
@@ -74,6 +74,11 @@ func TestWrongInvocationsExitWithTwo(t *testing.T) {
 		{[]string{"erase", "a", "--email", "x@y", "--suppress"}, "--suppress needs a --reason"},
 		{[]string{"suppression", "lift", "a", "hris/employees"}, "suppression lift takes an integration id, an endpoint and a record id"},
 		{[]string{"retention", "run", "extra"}, "retention run takes no arguments"},
+		{[]string{"subscription", "create"}, "subscription create takes a URL"},
+		{[]string{"subscription", "replay", "sub_1"}, "one of the two"},
+		{[]string{"subscription", "replay", "sub_1", "--since", "yesterday"}, "an RFC 3339 time"},
+		{[]string{"subscription", "replay", "sub_1", "--after", "12"}, "a feed position txid:seq"},
+		{[]string{"subscription", "deliveries", "sub_1", "--limit", "0"}, "--limit must be from 1 to 1000"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(t.Context(), c.args, &stdout, &stderr)

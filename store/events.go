@@ -241,6 +241,9 @@ type ReportResult struct {
 	// Behind: committed change rows of the integration lie past To, held back by a transaction
 	// still running elsewhere (the feed's horizon). Report again later.
 	Behind bool
+	// HeldBy names the oldest running transaction when Behind (pid, database, application,
+	// state, age), for the operator's log; never its query text.
+	HeldBy string
 	// Wake are the active subscriptions that have something new.
 	Wake []string
 }
@@ -266,9 +269,10 @@ func (s *Store) ReportChanges(ctx context.Context, r ChangeReport) (ReportResult
 			return err
 		}
 		res.To = from
-		err := tx.QueryRow(ctx, `select txid::text, seq from kombo.changes
-			where integration_id = $1 and txid < pg_snapshot_xmin(pg_current_snapshot())
-			order by txid desc, seq desc limit 1`, r.IntegrationID).Scan(&res.To.TxID, &res.To.Seq)
+		// (The text column needs its own name: "order by txid" would sort it as text.)
+		err := tx.QueryRow(ctx, `select c.txid::text as txid_text, c.seq from kombo.changes c
+			where c.integration_id = $1 and c.txid < pg_snapshot_xmin(pg_current_snapshot())
+			order by c.txid desc, c.seq desc limit 1`, r.IntegrationID).Scan(&res.To.TxID, &res.To.Seq)
 		if err != nil && err != pgx.ErrNoRows {
 			return err
 		}
@@ -298,6 +302,14 @@ func (s *Store) ReportChanges(ctx context.Context, r ChangeReport) (ReportResult
 			where integration_id = $1 and (integration_id, txid, seq) > ($1, $2::text::xid8, $3)
 			  and pg_xact_status(txid) = 'committed')`, r.IntegrationID, res.To.TxID, res.To.Seq).Scan(&res.Behind); err != nil {
 			return err
+		}
+		if res.Behind {
+			if err := tx.QueryRow(ctx, `select coalesce((select format('pid %s, database %s, application %s, %s for %s',
+					pid, datname, coalesce(nullif(application_name, ''), '?'), state, date_trunc('second', now() - xact_start))
+				from pg_stat_activity where backend_xid = pg_snapshot_xmin(pg_current_snapshot())::text::xid limit 1), 'unknown')`).
+				Scan(&res.HeldBy); err != nil {
+				return err
+			}
 		}
 		n := r.Notice
 		n.IntegrationID, n.TxID, n.Seq = r.IntegrationID, res.To.TxID, res.To.Seq

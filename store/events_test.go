@@ -285,3 +285,33 @@ func TestSubscriptionsRefuseUnknownEventTypes(t *testing.T) {
 	_, err = s.UpdateSubscription(t.Context(), "sub_missing", store.SubscriptionPatch{})
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
+
+// Feed positions compare as numbers: a report after the transaction ids gain a digit (999 →
+// 1000) still finds the newest row. (Compared as text, "999" sorts after "1000".)
+func TestReportsOrderTransactionIDsAsNumbers(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	sub := subscribe(t, s)
+	writeRound(t, s, "a", 2)
+	var txid uint64
+	require.NoError(t, pool.QueryRow(t.Context(), `select pg_current_xact_id()::text::bigint`).Scan(&txid))
+	next := uint64(10)
+	for next <= txid {
+		next *= 10
+	}
+	// Use up transaction ids until the next ones have one digit more.
+	_, err := pool.Exec(t.Context(), fmt.Sprintf(`do $$ begin for i in 1..%d loop perform pg_current_xact_id(); commit; end loop; end $$`, next-txid))
+	require.NoError(t, err)
+	writeRound(t, s, "b", 3)
+	res := report(t, s)
+	require.False(t, res.Behind)
+	ds := pending(t, s, sub.ID)
+	require.Len(t, ds, 1)
+	rc := recordsChanged(t, ds[0])
+	require.Equal(t, 5, rc.Changes)
+	var newest store.FeedPosition
+	require.NoError(t, pool.QueryRow(t.Context(), `select txid::text as t, seq from kombo.changes order by txid desc, seq desc limit 1`).
+		Scan(&newest.TxID, &newest.Seq))
+	require.Equal(t, newest, rc.To)
+	require.Greater(t, len(rc.To.TxID), len(fmt.Sprint(txid)), "the ids gained a digit")
+}

@@ -29,7 +29,7 @@ type MainOptions struct {
 var binDir string
 
 // programs are the packages Main builds, named by their binaries.
-var programs = []string{"./worker", "./starter", "./cmd/webhookgw", "./cmd/komboemu"}
+var programs = []string{"./worker", "./starter", "./cmd/webhookgw", "./cmd/komboemu", "./cmd/backoffice"}
 
 // Main builds the programs, starts the services, runs the tests and exits. With -short it runs
 // nothing: these tests start whole programs and take minutes, and -short is the fast inner loop.

@@ -184,7 +184,7 @@ func (s *Stack) StartWorker(t testing.TB) *Program {
 func requireNoSecretLogged(t testing.TB, programs []*Program, more []string) {
 	for _, p := range programs {
 		out := p.Output()
-		for _, secret := range append([]string{APIKey, WebhookSecret}, more...) {
+		for _, secret := range append([]string{APIKey, WebhookSecret, APIToken}, more...) {
 			if strings.Contains(out, secret) {
 				t.Errorf("%s logged a secret", p.Name)
 			}
@@ -373,4 +373,22 @@ func (s *Stack) RunStarter(t testing.TB, args ...string) (code int, stdout, stde
 		require.NoError(t, err)
 	}
 	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+}
+
+// APIToken is the back-office API's bearer token in tests.
+const APIToken = "e2e-api-token-0123456789abcdef0123456789"
+
+// StartBackoffice starts the back-office API program on the stack's database and Temporal and
+// returns its base URL once it is ready; requests need "Authorization: Bearer " + APIToken.
+func (s *Stack) StartBackoffice(t testing.TB) string {
+	t.Helper()
+	port, err := localstack.FreePort()
+	require.NoError(t, err)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	env := slices.Concat(Env("DATABASE_URL", s.DatabaseURL, "TEMPORAL_ADDRESS", s.TemporalAddress, "TEMPORAL_TASK_QUEUE", s.TaskQueue),
+		s.ProgramEnv, Env("API_LISTEN_ADDR", fmt.Sprintf("127.0.0.1:%d", port), "API_TOKENS", APIToken))
+	p := Start(t, "backoffice", env)
+	s.programs = append(s.programs, p)
+	WaitHTTP(t, p, base+"/readyz", http.StatusOK)
+	return base
 }
