@@ -227,6 +227,17 @@ func (r recorded) retried(activityType string) bool {
 	return false
 }
 
+// deliveryOutcomes counts the outcomes of a SubscriptionDelivery's DeliverPending calls.
+func (r recorded) deliveryOutcomes(t *testing.T) map[string]int {
+	out := map[string]int{}
+	for _, p := range r.completedActivities(t, "DeliverPending", nil) {
+		var res activities.DeliverResult
+		decode(t, p.Payloads[0], &res)
+		out[res.Outcome]++
+	}
+	return out
+}
+
 // upstreamFetch: a sync-now waiting for a Kombo sync (sync --upstream), that sync's
 // sync-finished, then a fetch.
 func (r recorded) upstreamFetch(t *testing.T) bool {
@@ -355,6 +366,20 @@ func TestRecordedHistoriesCoverEveryPath(t *testing.T) {
 		{"retention run: every step in batches, one resumed after its worker died", func(r recorded) bool {
 			return r.wfType == workflows.RetentionType && len(r.completedActivities(t, "RetainStep", nil)) >= len(store.RetentionSteps) &&
 				(r.has(enums.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT) || r.retried("RetainStep"))
+		}},
+		{"a finished round reported by PublishRound (round-report version)", func(r recorded) bool {
+			return isSync(r) && r.version("round-report") && len(r.completedActivities(t, "PublishRound", nil)) > 0
+		}},
+		{"subscription delivery: failures waited out on timers, delivered once back, one batch retried after its worker died, ended by the deletion", func(r recorded) bool {
+			outcomes := r.deliveryOutcomes(t)
+			return r.wfType == workflows.SubscriptionDeliveryType && outcomes[activities.DeliverFailed] > 0 &&
+				outcomes[activities.DeliverDrained] > 0 && outcomes[activities.DeliverDeleted] == 1 && r.retried("DeliverPending") &&
+				r.has(enums.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED)
+		}},
+		{"subscription delivery: disabled (410), waiting, resumed by an operator", func(r recorded) bool {
+			outcomes := r.deliveryOutcomes(t)
+			return r.wfType == workflows.SubscriptionDeliveryType && outcomes[activities.DeliverDisabled] > 0 &&
+				outcomes[activities.DeliverDrained] > 0
 		}},
 		{"weekly Reconcile reaching integrations in batches", func(r recorded) bool {
 			return r.wfType == workflows.ReconcileType && len(r.completedActivities(t, "ReconcileBatch", nil)) > 0
