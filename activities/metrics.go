@@ -169,7 +169,8 @@ func (m *Metrics) retained(c store.RetentionCounts) {
 		what string
 		n    int64
 	}{{"policy_rows", c.PolicyRows}, {"policy_changes", c.PolicyChanges}, {"tombstoned", c.Tombstoned},
-		{"changes_redacted", c.ChangesRedacted}, {"webhooks_deleted", c.WebhooksDeleted}} {
+		{"changes_redacted", c.ChangesRedacted}, {"webhooks_deleted", c.WebhooksDeleted},
+		{"deliveries_deleted", c.DeliveriesDeleted}} {
 		m.retention.WithLabelValues(x.what).Add(float64(x.n))
 	}
 }

@@ -40,7 +40,7 @@ func (a *Activities) FinishRetention(ctx context.Context, runID string) (store.R
 	if err == nil {
 		activity.GetLogger(ctx).Info("retention run finished", "run_id", runID, "policy_rows", c.PolicyRows,
 			"policy_changes", c.PolicyChanges, "tombstoned", c.Tombstoned, "changes_redacted", c.ChangesRedacted,
-			"webhooks_deleted", c.WebhooksDeleted)
+			"webhooks_deleted", c.WebhooksDeleted, "deliveries_deleted", c.DeliveriesDeleted)
 	}
 	return c, err
 }

@@ -52,6 +52,10 @@ create table kombo.deliveries (
 create index deliveries_pending on kombo.deliveries (subscription_id, seq) where delivered_at is null;
 create index deliveries_integration on kombo.deliveries (subscription_id, integration_id, seq);
 create index deliveries_created on kombo.deliveries (subscription_id, created_at);
+create index deliveries_delivered on kombo.deliveries (delivered_at) where delivered_at is not null; -- retention
+
+-- The daily retention's webhook-events step also deletes deliveries delivered before its cutoff.
+alter table kombo.retention_runs add column deliveries_deleted bigint not null default 0;
 
 -- How far each integration's change feed has been reported in records.changed events: the next
 -- event covers (txid, seq) exclusive to the newest settled position inclusive.

@@ -83,8 +83,8 @@ func (r retentionRunResult) text(w io.Writer) {
 }
 
 func countsText(c store.RetentionCounts) string {
-	return fmt.Sprintf("%d deleted records made tombstones, %d change rows' values redacted, %d webhooks deleted, "+
-		"%d rows and %d change rows brought to the field policy", c.Tombstoned, c.ChangesRedacted, c.WebhooksDeleted, c.PolicyRows, c.PolicyChanges)
+	return fmt.Sprintf("%d deleted records made tombstones, %d change rows' values redacted, %d webhooks and %d delivered outbound webhooks deleted, "+
+		"%d rows and %d change rows brought to the field policy", c.Tombstoned, c.ChangesRedacted, c.WebhooksDeleted, c.DeliveriesDeleted, c.PolicyRows, c.PolicyChanges)
 }
 
 type retentionRuns struct {

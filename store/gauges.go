@@ -17,6 +17,10 @@ var (
 		"Integrations waiting for an operator (a refused sweep: starter integration reconcile --confirm-sweep).", nil, nil)
 	unsignaledDesc = prometheus.NewDesc("kombosync_webhooks_unsignaled",
 		"Stored webhooks not yet signaled to their workflow (the relay retries them).", nil, nil)
+	subscriptionsDesc = prometheus.NewDesc("kombosync_outbound_subscriptions",
+		"Outbound webhook subscriptions by state (active, paused, disabled).", []string{"state"}, nil)
+	failingDesc = prometheus.NewDesc("kombosync_outbound_subscriptions_failing",
+		"Active outbound webhook subscriptions whose last delivery attempts failed (backing off).", nil, nil)
 	retentionDesc = prometheus.NewDesc("kombosync_retention_last_finished_timestamp_seconds",
 		"When the last retention run finished (Unix seconds; 0 when none has).", nil, nil)
 )
@@ -25,7 +29,7 @@ var (
 // kombosync_integrations_needing_operator and kombosync_retention_last_finished_timestamp_seconds:
 // the worker's.
 func (s *Store) IntegrationGauges() prometheus.Collector {
-	return gauges{descs: []*prometheus.Desc{integrationsDesc, needOperatorDesc, retentionDesc}, collect: func(ctx context.Context, ch chan<- prometheus.Metric) error {
+	return gauges{descs: []*prometheus.Desc{integrationsDesc, needOperatorDesc, retentionDesc, subscriptionsDesc, failingDesc}, collect: func(ctx context.Context, ch chan<- prometheus.Metric) error {
 		rows, err := s.pool.Query(ctx, `select coalesce(sync_state, 'unknown'), count(*) from kombo.integrations
 			where deleted_at is null group by 1`)
 		if err != nil {
@@ -53,6 +57,16 @@ func (s *Store) IntegrationGauges() prometheus.Collector {
 			return err
 		}
 		ch <- prometheus.MustNewConstMetric(retentionDesc, prometheus.GaugeValue, last)
+		var active, paused, disabled, failing float64
+		if err := s.pool.QueryRow(ctx, `select count(*) filter (where state = 'active'), count(*) filter (where state = 'paused'),
+			count(*) filter (where state = 'disabled'), count(*) filter (where state = 'active' and failures > 0)
+			from kombo.subscriptions`).Scan(&active, &paused, &disabled, &failing); err != nil {
+			return err
+		}
+		for state, n := range map[string]float64{SubscriptionActive: active, SubscriptionPaused: paused, SubscriptionDisabled: disabled} {
+			ch <- prometheus.MustNewConstMetric(subscriptionsDesc, prometheus.GaugeValue, n, state)
+		}
+		ch <- prometheus.MustNewConstMetric(failingDesc, prometheus.GaugeValue, failing)
 		return nil
 	}}
 }

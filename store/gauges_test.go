@@ -27,7 +27,21 @@ func TestGaugesCountTheDatabase(t *testing.T) {
 	} {
 		require.NoError(t, s.SaveIntegration(ctx, in))
 	}
+	failing, gone := subscribe(t, s), subscribe(t, s)
+	subscribe(t, s)
+	_, err := s.RecordAttempt(ctx, failing.ID, 0, store.Attempt{At: time.Now(), Error: "refused"})
+	require.NoError(t, err)
+	_, err = s.RecordAttempt(ctx, gone.ID, 0, store.Attempt{At: time.Now(), Status: 410, Gone: true})
+	require.NoError(t, err)
 	require.NoError(t, testutil.CollectAndCompare(s.IntegrationGauges(), strings.NewReader(`
+# HELP kombosync_outbound_subscriptions Outbound webhook subscriptions by state (active, paused, disabled).
+# TYPE kombosync_outbound_subscriptions gauge
+kombosync_outbound_subscriptions{state="active"} 2
+kombosync_outbound_subscriptions{state="disabled"} 1
+kombosync_outbound_subscriptions{state="paused"} 0
+# HELP kombosync_outbound_subscriptions_failing Active outbound webhook subscriptions whose last delivery attempts failed (backing off).
+# TYPE kombosync_outbound_subscriptions_failing gauge
+kombosync_outbound_subscriptions_failing 1
 # HELP kombosync_integrations Integrations kombosync knows, not deleted, by the sync state their workflow last recorded.
 # TYPE kombosync_integrations gauge
 kombosync_integrations{sync_state="auth_failed"} 1
@@ -40,7 +54,7 @@ kombosync_integrations_needing_operator 1
 kombosync_retention_last_finished_timestamp_seconds 0
 `)))
 	require.NoError(t, s.StartRetentionRun(ctx, "ret-1"))
-	_, err := s.FinishRetentionRun(ctx, "ret-1")
+	_, err = s.FinishRetentionRun(ctx, "ret-1")
 	require.NoError(t, err)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(s.IntegrationGauges())

@@ -203,10 +203,30 @@ func TestSignaledWebhooksLeaveTheInboxAfterTheirRetention(t *testing.T) {
 			ReceivedAt: ev.at}, !ev.signaled)
 		require.NoError(t, err)
 	}
+	// Outbound deliveries: one delivered long ago, one delivered now, one pending since long ago.
+	sub := subscribe(t, s)
+	for range 3 {
+		_, err := s.SaveIntegrationEvents(t.Context(), store.Integration{ID: "personio:1", SyncState: "auth_failed"})
+		require.NoError(t, err)
+		_, err = s.SaveIntegrationEvents(t.Context(), store.Integration{ID: "personio:1", SyncState: "idle"})
+		require.NoError(t, err)
+	}
+	ds := pending(t, s, sub.ID)
+	require.Len(t, ds, 6)
+	_, err := s.RecordAttempt(t.Context(), sub.ID, ds[0].Seq, store.Attempt{At: old, Status: 200, Delivered: true})
+	require.NoError(t, err)
+	_, err = s.RecordAttempt(t.Context(), sub.ID, ds[1].Seq, store.Attempt{At: time.Now(), Status: 200, Delivered: true})
+	require.NoError(t, err)
+
 	startRetention(t, s, "ret-1")
 	c, _, err := s.RetainBatch(t.Context(), "ret-1", store.RetainWebhooks, time.Now().Add(-24*time.Hour), 10)
 	require.NoError(t, err)
 	require.Equal(t, int64(1), c.WebhooksDeleted)
+	require.Equal(t, int64(1), c.DeliveriesDeleted, "only the delivery delivered before the cutoff")
+	require.Len(t, pending(t, s, sub.ID), 4, "pending deliveries stay, whatever their age")
+	log, err := s.DeliveryLog(t.Context(), sub.ID, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, log, 5)
 	requireNowhere(t, pool, "admin-old-signaled@")
 	rows, err := pool.Query(t.Context(), `select id from kombo.webhook_events order by id`)
 	require.NoError(t, err)

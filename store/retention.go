@@ -29,17 +29,19 @@ type RetentionCounts struct {
 	Tombstoned      int64 `json:"tombstoned"`
 	ChangesRedacted int64 `json:"changes_redacted"`
 	WebhooksDeleted int64 `json:"webhooks_deleted"`
+	// DeliveriesDeleted: outbound deliveries delivered before the webhooks' cutoff.
+	DeliveriesDeleted int64 `json:"deliveries_deleted"`
 }
 
 // Add sums counts.
 func (c RetentionCounts) Add(o RetentionCounts) RetentionCounts {
 	return RetentionCounts{c.PolicyRows + o.PolicyRows, c.PolicyChanges + o.PolicyChanges, c.Tombstoned + o.Tombstoned,
-		c.ChangesRedacted + o.ChangesRedacted, c.WebhooksDeleted + o.WebhooksDeleted}
+		c.ChangesRedacted + o.ChangesRedacted, c.WebhooksDeleted + o.WebhooksDeleted, c.DeliveriesDeleted + o.DeliveriesDeleted}
 }
 
 // Total is every row the counts name.
 func (c RetentionCounts) Total() int64 {
-	return c.PolicyRows + c.PolicyChanges + c.Tombstoned + c.ChangesRedacted + c.WebhooksDeleted
+	return c.PolicyRows + c.PolicyChanges + c.Tombstoned + c.ChangesRedacted + c.WebhooksDeleted + c.DeliveriesDeleted
 }
 
 // StartRetentionRun records a retention run (again, harmlessly, on a retried start).
@@ -55,8 +57,8 @@ func (s *Store) StartRetentionRun(ctx context.Context, runID string) error {
 func (s *Store) FinishRetentionRun(ctx context.Context, runID string) (RetentionCounts, error) {
 	var c RetentionCounts
 	err := s.pool.QueryRow(ctx, `update kombo.retention_runs set finished_at = coalesce(finished_at, now()) where id = $1
-		returning policy_rows, policy_changes, tombstoned, changes_redacted, webhooks_deleted`, runID).
-		Scan(&c.PolicyRows, &c.PolicyChanges, &c.Tombstoned, &c.ChangesRedacted, &c.WebhooksDeleted)
+		returning policy_rows, policy_changes, tombstoned, changes_redacted, webhooks_deleted, deliveries_deleted`, runID).
+		Scan(&c.PolicyRows, &c.PolicyChanges, &c.Tombstoned, &c.ChangesRedacted, &c.WebhooksDeleted, &c.DeliveriesDeleted)
 	if err != nil {
 		return c, fmt.Errorf("finish retention run %s: %w", runID, err)
 	}
@@ -74,14 +76,14 @@ type RetentionRun struct {
 // RetentionRuns are the latest runs, newest first.
 func (s *Store) RetentionRuns(ctx context.Context, limit int) ([]RetentionRun, error) {
 	rows, err := s.pool.Query(ctx, `select id, started_at, finished_at, policy_rows, policy_changes, tombstoned,
-		changes_redacted, webhooks_deleted from kombo.retention_runs order by started_at desc limit $1`, limit)
+		changes_redacted, webhooks_deleted, deliveries_deleted from kombo.retention_runs order by started_at desc limit $1`, limit)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (RetentionRun, error) {
 		var r RetentionRun
 		err := row.Scan(&r.ID, &r.StartedAt, &r.FinishedAt, &r.PolicyRows, &r.PolicyChanges, &r.Tombstoned,
-			&r.ChangesRedacted, &r.WebhooksDeleted)
+			&r.ChangesRedacted, &r.WebhooksDeleted, &r.DeliveriesDeleted)
 		return r, err
 	})
 }
@@ -136,8 +138,9 @@ with victims as (
 )
 select 0, (select count(*) from red), (select count(*) from counted)`
 
-// deleteWebhooksBatch deletes up to limit signaled webhooks received before cutoff. Unsignaled
-// ones stay: the relay still owes them to their workflow (an alert says so).
+// deleteWebhooksBatch deletes up to limit signaled webhooks received before cutoff, and up to
+// limit outbound deliveries delivered before it (webhooks in and out). Unsignaled webhooks stay:
+// the relay still owes them to their workflow (an alert says so); so do pending deliveries.
 const deleteWebhooksBatch = `
 with victims as (
 	select id from kombo.webhook_events
@@ -147,11 +150,21 @@ with victims as (
 ), del as (
 	delete from kombo.webhook_events w using victims v where w.id = v.id
 	returning 1
+), sent as (
+	select seq from kombo.deliveries
+	where delivered_at < $1
+	order by delivered_at limit $2
+	for update skip locked
+), odel as (
+	delete from kombo.deliveries d using sent s where d.seq = s.seq
+	returning 1
 ), counted as (
-	update kombo.retention_runs set webhooks_deleted = webhooks_deleted + (select count(*) from del) where id = $3
+	update kombo.retention_runs set webhooks_deleted = webhooks_deleted + (select count(*) from del),
+		deliveries_deleted = deliveries_deleted + (select count(*) from odel)
+	where id = $3
 	returning 1
 )
-select (select count(*) from del), 0, (select count(*) from counted)`
+select (select count(*) from del), (select count(*) from odel), (select count(*) from counted)`
 
 // ErrNoRetentionRun: the batch's run is not in kombo.retention_runs.
 var ErrNoRetentionRun = errors.New("retention run not started")
@@ -187,7 +200,7 @@ func (s *Store) RetainBatch(ctx context.Context, runID, step string, cutoff time
 	case RetainChanges:
 		c.ChangesRedacted, rows = second, int(second)
 	case RetainWebhooks:
-		c.WebhooksDeleted = first
+		c.WebhooksDeleted, c.DeliveriesDeleted, rows = first, second, int(max(first, second))
 	}
 	return c, rows, nil
 }
