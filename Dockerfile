@@ -4,7 +4,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -o /out/ ./worker ./starter ./cmd/webhookgw ./cmd/komboemu
+RUN CGO_ENABLED=0 go build -trimpath -o /out/ ./worker ./starter ./cmd/webhookgw ./cmd/komboemu ./cmd/backoffice
 
 # Alpine rather than distroless: compose health checks use its wget.
 FROM alpine:3.22

@@ -30,7 +30,7 @@ func TestComposeFileNamesEveryService(t *testing.T) {
 	project := loadCompose(t)
 	want := []string{
 		"postgresql", "temporal-admin-tools", "temporal", "temporal-create-namespace", "temporal-ui",
-		"kombo-migrate", "worker", "webhookgw", "komboemu",
+		"kombo-migrate", "worker", "webhookgw", "komboemu", "backoffice",
 	}
 	got := project.ServiceNames()
 	slices.Sort(got)
@@ -41,10 +41,10 @@ func TestComposeFileNamesEveryService(t *testing.T) {
 		svc := project.Services[name]
 		require.NotContains(t, svc.Image, "auto-setup", "%s: the auto-setup image is deprecated", name)
 	}
-	for _, name := range []string{"postgresql", "temporal", "temporal-ui", "worker", "webhookgw", "komboemu"} {
+	for _, name := range []string{"postgresql", "temporal", "temporal-ui", "worker", "webhookgw", "komboemu", "backoffice"} {
 		require.NotNil(t, project.Services[name].HealthCheck, "%s needs a health check", name)
 	}
-	for _, name := range []string{"kombo-migrate", "worker", "webhookgw", "komboemu"} {
+	for _, name := range []string{"kombo-migrate", "worker", "webhookgw", "komboemu", "backoffice"} {
 		require.NotNil(t, project.Services[name].Build, "%s must be built from this repository", name)
 	}
 }
@@ -61,6 +61,8 @@ func TestComposeStartOrder(t *testing.T) {
 		{"worker", "temporal-create-namespace", types.ServiceConditionCompletedSuccessfully},
 		{"webhookgw", "kombo-migrate", types.ServiceConditionCompletedSuccessfully},
 		{"webhookgw", "temporal-create-namespace", types.ServiceConditionCompletedSuccessfully},
+		{"backoffice", "kombo-migrate", types.ServiceConditionCompletedSuccessfully},
+		{"backoffice", "temporal-create-namespace", types.ServiceConditionCompletedSuccessfully},
 	}
 	for _, c := range cases {
 		dep, ok := project.Services[c.service].DependsOn[c.dependency]
@@ -94,8 +96,9 @@ func TestComposeEnvironmentMatchesConfiguration(t *testing.T) {
 	programs := map[string]config.Part{
 		"kombo-migrate": config.PartDatabase,
 		"worker": config.PartDatabase | config.PartTemporal | config.PartKomboAPI | config.PartSync |
-			config.PartMetrics | config.PartLog | config.PartPrivacy,
-		"webhookgw": config.PartDatabase | config.PartTemporal | config.PartWebhook | config.PartLog,
+			config.PartMetrics | config.PartLog | config.PartPrivacy | config.PartOutbound,
+		"webhookgw":  config.PartDatabase | config.PartTemporal | config.PartWebhook | config.PartLog,
+		"backoffice": config.PartDatabase | config.PartTemporal | config.PartOutbound | config.PartAPI | config.PartLog,
 	}
 	for name, parts := range programs {
 		known := config.EnvVars(parts)

@@ -17,7 +17,7 @@ const (
 	// before the subscription is disabled.
 	DefaultOutboundMaxBackoff  = 6 * time.Hour
 	DefaultOutboundGiveUpAfter = 72 * time.Hour
-	DefaultAPIListenAddr       = ":8090"
+	DefaultAPIListenAddr       = ":8088"
 )
 
 // Outbound is the outbound webhook settings (PartOutbound): what a subscription's URL may be,

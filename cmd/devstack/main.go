@@ -22,8 +22,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/kombosync/kombosync/internal/localstack"
 	"github.com/kombosync/kombosync/migrations"
+	"github.com/kombosync/kombosync/outbound"
+	"github.com/kombosync/kombosync/store"
 	"github.com/kombosync/kombosync/workflows"
 )
 
@@ -35,6 +39,8 @@ const (
 	gatewayPort     = 8080
 	workerPort      = 9090
 	emulatorPort    = 8090
+	apiPort         = 8088
+	receiverPort    = 8099
 	postgresDB      = "kombo"
 	temporalAddress = "127.0.0.1:7233"
 )
@@ -98,6 +104,8 @@ func newStack(root string) *stack {
 		{Name: "komboemu", Path: filepath.Join(root, "bin", "komboemu"), StateDir: logs},
 		{Name: "worker", Path: filepath.Join(root, "bin", "worker"), StateDir: logs},
 		{Name: "webhookgw", Path: filepath.Join(root, "bin", "webhookgw"), StateDir: logs},
+		{Name: "backoffice", Path: filepath.Join(root, "bin", "backoffice"), StateDir: logs},
+		{Name: "webhookrecv", Path: filepath.Join(root, "bin", "webhookrecv"), StateDir: logs},
 	}
 	return s
 }
@@ -143,9 +151,14 @@ func (s *stack) up(ctx context.Context, stdout io.Writer) error {
 	}
 
 	listen := map[string]string{
-		"komboemu":  fmt.Sprintf("127.0.0.1:%d", emulatorPort),
-		"worker":    fmt.Sprintf("127.0.0.1:%d", workerPort),
-		"webhookgw": fmt.Sprintf("127.0.0.1:%d", gatewayPort),
+		"komboemu":    fmt.Sprintf("127.0.0.1:%d", emulatorPort),
+		"worker":      fmt.Sprintf("127.0.0.1:%d", workerPort),
+		"webhookgw":   fmt.Sprintf("127.0.0.1:%d", gatewayPort),
+		"backoffice":  fmt.Sprintf("127.0.0.1:%d", apiPort),
+		"webhookrecv": fmt.Sprintf("127.0.0.1:%d", receiverPort),
+	}
+	if err := s.subscribeReceiver(ctx, env, stdout); err != nil {
+		return err
 	}
 	// The emulator starts last: it announces its integrations (integration-created) to a
 	// gateway that must already listen.
@@ -203,6 +216,44 @@ func (s *stack) status(ctx context.Context, stdout io.Writer) {
 		state(s.programs[1].Pid() != 0), workerPort)
 	fmt.Fprintf(stdout, "%-10s %-8s http://127.0.0.1:%d/healthz  (log .data/run/webhookgw.log)\n", "webhookgw",
 		state(s.programs[2].Pid() != 0), gatewayPort)
+	fmt.Fprintf(stdout, "%-10s %-8s http://127.0.0.1:%d/v1 (back-office API, bearer $API_TOKENS), /openapi.json  (log .data/run/backoffice.log)\n", "backoffice",
+		state(s.programs[3].Pid() != 0), apiPort)
+	fmt.Fprintf(stdout, "%-10s %-8s http://127.0.0.1:%d/hooks (verifies and logs kombosync's webhooks)  (log .data/run/webhookrecv.log)\n", "webhookrecv",
+		state(s.programs[4].Pid() != 0), receiverPort)
+}
+
+// subscribeReceiver subscribes the dev receiver to every event, once: a subscription to its URL
+// is created with the receiver's secret unless one exists.
+func (s *stack) subscribeReceiver(ctx context.Context, env []string, stdout io.Writer) error {
+	secret := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "RECEIVER_SECRET="); ok {
+			secret = v
+		}
+	}
+	pool, err := pgxpool.New(ctx, s.postgres.URL(postgresDB))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	st := store.New(pool)
+	url := fmt.Sprintf("http://127.0.0.1:%d/hooks", receiverPort)
+	subs, err := st.ListSubscriptions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sub := range subs {
+		if sub.URL == url {
+			return nil
+		}
+	}
+	m := &outbound.Manager{Store: st, Client: outbound.NewClient(outbound.Options{AllowHTTP: true, AllowPrivate: true})}
+	sub, _, err := m.Create(ctx, store.SubscriptionSpec{URL: url, Secret: secret, Description: "make dev: the local receiver"})
+	if err != nil {
+		return fmt.Errorf("subscribe the dev receiver: %w", err)
+	}
+	fmt.Fprintf(stdout, "outbound webhooks: subscription %s delivers every event to %s\n", sub.ID, url)
+	return nil
 }
 
 func (s *stack) envFile() string { return filepath.Join(s.data, "dev.env") }
@@ -213,20 +264,33 @@ func (s *stack) devEnv() ([]string, error) {
 	if err := os.MkdirAll(s.data, 0o755); err != nil {
 		return nil, err
 	}
-	secret := ""
+	kept := map[string]string{}
 	if b, err := os.ReadFile(s.envFile()); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "KOMBO_WEBHOOK_SECRET="); ok {
-				secret = v
+			if k, v, ok := strings.Cut(line, "="); ok {
+				kept[k] = v
 			}
 		}
 	}
+	secret := kept["KOMBO_WEBHOOK_SECRET"]
 	if secret == "" {
 		b := make([]byte, 24)
 		if _, err := rand.Read(b); err != nil {
 			return nil, err
 		}
 		secret = "whsec_dev_" + hex.EncodeToString(b)
+	}
+	// The back-office API's token and the dev receiver's signing secret, made once and kept.
+	apiToken, receiverSecret := kept["API_TOKENS"], kept["RECEIVER_SECRET"]
+	if apiToken == "" {
+		b := make([]byte, 24)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		apiToken = "dev_" + hex.EncodeToString(b)
+	}
+	if receiverSecret == "" {
+		receiverSecret = outbound.NewSecret()
 	}
 	env := []string{
 		"DATABASE_URL=" + s.postgres.URL(postgresDB),
@@ -245,6 +309,13 @@ func (s *stack) devEnv() ([]string, error) {
 		"KOMBOEMU_WEBHOOK_SECRET=" + secret,
 		"KOMBOEMU_INTEGRATIONS=personio:demo-hris=hris:200,greenhouse:demo-ats=ats:100",
 		"KOMBOEMU_CHURN=0.2", // a change every five seconds or so, to watch data flow
+		// The back-office API, and outbound webhooks to the dev receiver on loopback over http.
+		fmt.Sprintf("API_LISTEN_ADDR=127.0.0.1:%d", apiPort),
+		"API_TOKENS=" + apiToken,
+		"OUTBOUND_ALLOW_HTTP=true",
+		"OUTBOUND_ALLOW_PRIVATE=true",
+		fmt.Sprintf("RECEIVER_LISTEN_ADDR=127.0.0.1:%d", receiverPort),
+		"RECEIVER_SECRET=" + receiverSecret,
 	}
 	content := "# Written by devstack: the local stack's settings. Secrets are for local use only.\n" +
 		strings.Join(env, "\n") + "\n"
