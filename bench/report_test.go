@@ -44,6 +44,7 @@ func TestBenchmarks(t *testing.T) {
 		{"freshness", benchFreshness}, // figure 6
 		{"scale", benchScale},         // figures 7 and 8
 		{"budget", benchBudget},       // figure 11
+		{"outbound", benchOutbound},   // figures 12 and 13
 	} {
 		if only == "" || only == part.name {
 			t.Run(part.name, part.run)

@@ -20,6 +20,8 @@ type stackOptions struct {
 	worker    bool
 	workerEnv []string
 	window    time.Duration // the emulator's data-changed coalescing; 1 s when zero
+	// programEnv adds to the settings of every program, the starter's too.
+	programEnv []string
 }
 
 // newStack starts the gateway (and the worker when asked) with the programs' default settings,
@@ -30,7 +32,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 		o.window = time.Second
 	}
 	s := teststack.New(t, teststack.Options{Seed: 3, LogLevel: "warn", NoWorker: !o.worker, WorkerMetrics: o.worker,
-		WorkerEnv: o.workerEnv, Webhooks: komboemu.WebhookOptions{Window: o.window}})
+		WorkerEnv: o.workerEnv, ProgramEnv: o.programEnv, Webhooks: komboemu.WebhookOptions{Window: o.window}})
 	return &stack{s}
 }
 
