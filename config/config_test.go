@@ -182,7 +182,7 @@ func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
 			documented = append(documented, name)
 		}
 	}
-	want := config.EnvVars(all)
+	want := config.EnvVars(all | config.PartOutbound | config.PartAPI)
 	slices.Sort(want)
 	slices.Sort(documented)
 	require.Equal(t, want, slices.Compact(documented))
@@ -304,4 +304,29 @@ func TestPrivacySettings(t *testing.T) {
 			require.ErrorContains(t, err, want)
 		})
 	}
+}
+
+// The outbound and back-office settings: defaults, and every problem reported; tokens never printed.
+func TestOutboundAndAPISettings(t *testing.T) {
+	cfg, err := parse(t, config.PartOutbound|config.PartAPI, map[string]string{"API_TOKENS": strings.Repeat("a", 32) + ", " + strings.Repeat("b", 40)})
+	require.NoError(t, err)
+	require.Equal(t, config.Outbound{Timeout: 10 * time.Second, MaxBackoff: 6 * time.Hour, GiveUpAfter: 72 * time.Hour}, cfg.Outbound)
+	require.Equal(t, ":8088", cfg.API.ListenAddr)
+	require.Len(t, cfg.API.Tokens, 2, "comma-separated for rotation")
+	require.NotContains(t, cfg.String(), strings.Repeat("a", 32))
+
+	_, err = parse(t, config.PartOutbound|config.PartAPI, map[string]string{"API_TOKENS": "short", "API_LISTEN_ADDR": "nowhere",
+		"OUTBOUND_TIMEOUT": "1ms", "OUTBOUND_MAX_BACKOFF": "0s", "OUTBOUND_GIVE_UP_AFTER": "3d"})
+	require.Error(t, err)
+	for _, want := range []string{"API_TOKENS: token 1 is shorter than 32 characters", "API_LISTEN_ADDR must be [host]:port",
+		"OUTBOUND_TIMEOUT must be between 100ms and 2m", "OUTBOUND_MAX_BACKOFF must be at least 1s"} {
+		require.ErrorContains(t, err, want)
+	}
+	require.NotContains(t, err.Error(), "OUTBOUND_GIVE_UP_AFTER", "3d is a duration in days")
+	t.Run("no token", func(t *testing.T) { // t.Setenv holds for the whole test: a subtest of its own
+		t.Setenv("API_TOKENS", "")
+		t.Setenv("API_LISTEN_ADDR", ":8088")
+		_, err := parse(t, config.PartAPI, nil)
+		require.ErrorContains(t, err, "API_TOKENS is required")
+	})
 }
