@@ -36,7 +36,7 @@ func (s *Store) NotifyRound(ctx context.Context, n RoundNotice) error {
 			'txid', c.txid::text, 'seq', c.seq)::text)
 		from (select null) as one
 		left join lateral (
-			select txid, seq from kombo.changes where integration_id = $2 order by seq desc limit 1
+			select txid, seq from kombo.changes where integration_id = $2 order by txid desc, seq desc limit 1
 		) c on true`,
 		ChangesChannel, n.IntegrationID, n.Endpoints, n.Written, n.Round, n.RunID)
 	if err != nil {
