@@ -146,6 +146,7 @@ func (s *Store) ApplyPage(ctx context.Context, run Run, page *kombo.Page, fetche
 			b.Queue(`insert into kombo.full_pass_seen (run_id, id) select $1, unnest($2::text[]) on conflict do nothing`, run.ID, ids)
 		}
 		queueRejected(b, run, page.Rejected, ids, fetchedAt)
+		queueJobKeys(b, run, recs)
 		// The first chunk (a whole ordinary page) goes in the same round trip; the chunks of a
 		// huge page follow one statement each.
 		var runs int

@@ -1,0 +1,168 @@
+package store_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kombosync/kombosync/kombo"
+	"github.com/kombosync/kombosync/store"
+)
+
+var atsJobs = kombo.Endpoint{Category: kombo.CategoryATS, Name: "jobs"}
+
+var jobRuns int
+
+// writeJobs writes ats/jobs records through a run, as a fetch does.
+func writeJobs(t *testing.T, s *store.Store, jobs ...map[string]any) {
+	t.Helper()
+	jobRuns++
+	run := store.Run{ID: fmt.Sprintf("jobs-%d", jobRuns), IntegrationID: "greenhouse:1", Endpoint: atsJobs, Kind: store.KindDelta}
+	_, err := s.StartRun(t.Context(), run)
+	require.NoError(t, err)
+	page := &kombo.Page{}
+	for _, j := range jobs {
+		obj := map[string]any{"remote_id": "r-" + j["id"].(string), "changed_at": kombo.FormatTime(t0), "remote_deleted_at": nil,
+			"status": "OPEN", "job_postings": []any{}}
+		for k, v := range j {
+			obj[k] = v
+		}
+		raw, err := json.Marshal(obj)
+		require.NoError(t, err)
+		page.Records = append(page.Records, kombo.Record{ID: j["id"].(string), RemoteID: obj["remote_id"].(string), ChangedAt: t0, Raw: raw})
+	}
+	_, err = s.ApplyPage(t.Context(), run, page, t0)
+	require.NoError(t, err)
+}
+
+func TestNormalisationIsWhatAUserExpects(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://Jobs.ACME.example/Engineering/123/":                                  "jobs.acme.example/Engineering/123",
+		"http://www.acme.example/jobs/123?utm_source=linkedin&gh_src=abc&lang=de#top": "acme.example/jobs/123?lang=de",
+		"acme.example/jobs/123?b=2&a=1":                                               "acme.example/jobs/123?a=1&b=2",
+		"https://acme.example:443/jobs/123":                                           "acme.example/jobs/123",
+		"  ":                                                                          "",
+		"not a url at all":                                                            "",
+	} {
+		require.Equal(t, want, store.NormalizeURL(in), in)
+	}
+	require.Equal(t, "eng-42", store.NormalizeCode("  ENG-42 "))
+}
+
+func TestExactKeysMatchAndAmbiguityIsOnlyProposed(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := t.Context()
+	writeJobs(t, s,
+		map[string]any{"id": "j1", "name": "Senior Backend Engineer", "job_code": "ENG-42", "post_url": "https://careers.acme.example/jobs/42/",
+			"job_postings": []any{map[string]any{"url": "https://boards.example/acme/42?utm_campaign=x", "remote_id": "p-42"}}},
+		map[string]any{"id": "j2", "name": "Account Executive", "job_code": "SAL-7", "remote_url": "https://ats.example/jobs/7"},
+		map[string]any{"id": "j3", "name": "Account Executive (old)", "job_code": "sal-7", "status": "CLOSED"},
+		map[string]any{"id": "j4", "name": "Office Manager", "job_code": "OPS-1"},
+	)
+	for _, tc := range []struct {
+		hints  store.JobHints
+		job    string
+		method string
+	}{
+		{store.JobHints{ID: "j1"}, "j1", "id"},
+		{store.JobHints{RemoteID: "r-j4"}, "j4", "remote_id"},
+		{store.JobHints{RemoteID: "p-42"}, "j1", "remote_id"},
+		{store.JobHints{JobCode: " eng-42"}, "j1", "job_code"},
+		{store.JobHints{URL: "HTTPS://careers.acme.example/jobs/42"}, "j1", "post_url"},
+		{store.JobHints{URL: "https://ats.example/jobs/7/"}, "j2", "post_url"},
+		{store.JobHints{URL: "https://boards.example/acme/42?utm_source=mail"}, "j1", "posting_url"},
+	} {
+		m, err := s.MatchJob(ctx, "greenhouse:1", tc.hints)
+		require.NoError(t, err)
+		require.Len(t, m.Exact, 1, "%+v", tc.hints)
+		require.Equal(t, tc.job, m.Exact[0].JobID, "%+v", tc.hints)
+		require.Equal(t, tc.method, m.Exact[0].Method, "%+v", tc.hints)
+	}
+	m, err := s.MatchJob(ctx, "greenhouse:2", store.JobHints{ID: "j1"})
+	require.NoError(t, err)
+	require.Empty(t, m.Exact, "another integration's jobs never match")
+
+	// Two jobs share a code (case-folded): ambiguous, proposed with the open one first.
+	l, err := s.LinkJob(ctx, "greenhouse:1", "app-sales", store.JobHints{JobCode: "SAL-7"})
+	require.NoError(t, err)
+	require.Equal(t, store.LinkProposed, l.State)
+	require.Equal(t, "j2", l.KomboJobID, "the OPEN job first")
+	require.Len(t, l.Proposals, 2)
+	require.Equal(t, "j3", l.Proposals[1].JobID)
+
+	one, err := s.LinkJob(ctx, "greenhouse:1", "app-eng", store.JobHints{JobCode: "ENG-42"})
+	require.NoError(t, err)
+	require.Equal(t, store.LinkConfirmed, one.State, "one exact hit is confirmed")
+	require.Equal(t, "kombosync", one.DecidedBy)
+	again, err := s.LinkJob(ctx, "greenhouse:1", "app-eng", store.JobHints{JobCode: "ENG-42"})
+	require.NoError(t, err)
+	require.Equal(t, one, again, "the same link again is the same")
+	_, err = s.LinkJob(ctx, "greenhouse:1", "app-eng", store.JobHints{JobCode: "OPS-1"})
+	require.ErrorIs(t, err, store.ErrConflict)
+	_, err = s.LinkJob(ctx, "greenhouse:1", "app-x", store.JobHints{})
+	require.ErrorIs(t, err, store.ErrInvalid)
+}
+
+func TestTitlesAreOnlyProposedUntilAPersonConfirms(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := t.Context()
+	writeJobs(t, s,
+		map[string]any{"id": "j1", "name": "Senior Backend Engineer (Go)"},
+		map[string]any{"id": "j2", "name": "Backend Engineer"},
+		map[string]any{"id": "j3", "name": "Head of Marketing"},
+	)
+	l, err := s.LinkJob(ctx, "greenhouse:1", "app-1", store.JobHints{Title: "senior backend engineer"})
+	require.NoError(t, err)
+	require.Equal(t, store.LinkProposed, l.State, "a title is never confirmed without a person")
+	require.Equal(t, "title", l.Method)
+	require.Equal(t, "j1", l.KomboJobID)
+	for _, p := range l.Proposals {
+		require.NotEqual(t, "j3", p.JobID, "dissimilar titles are not proposed")
+		require.Less(t, p.Score, 1.0)
+	}
+	_, err = s.ConfirmLink(ctx, "greenhouse:1", "app-1", "j2", "")
+	require.ErrorIs(t, err, store.ErrInvalid, "a decision names who made it")
+	_, err = s.ConfirmLink(ctx, "greenhouse:1", "app-1", "j-none", "ada")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	c, err := s.ConfirmLink(ctx, "greenhouse:1", "app-1", "j2", "ada")
+	require.NoError(t, err)
+	require.Equal(t, store.LinkConfirmed, c.State)
+	require.Equal(t, "j2", c.KomboJobID)
+	require.Equal(t, "ada", c.DecidedBy)
+	r, err := s.RejectLink(ctx, "greenhouse:1", "app-1", "ada")
+	require.NoError(t, err)
+	require.Equal(t, store.LinkRejected, r.State)
+	require.NoError(t, s.DeleteLink(ctx, "greenhouse:1", "app-1"))
+	require.ErrorIs(t, s.DeleteLink(ctx, "greenhouse:1", "app-1"), store.ErrNotFound)
+}
+
+func TestAnUnresolvedLinkResolvesWhenItsJobAppears(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	ctx := t.Context()
+	l, err := s.LinkJob(ctx, "greenhouse:1", "app-early", store.JobHints{JobCode: "NEW-1", URL: "https://careers.acme.example/new-1"})
+	require.NoError(t, err)
+	require.Equal(t, store.LinkUnresolved, l.State)
+	n, err := s.RetryUnresolved(ctx, "greenhouse:1")
+	require.NoError(t, err)
+	require.Zero(t, n)
+	writeJobs(t, s, map[string]any{"id": "j9", "name": "New role", "job_code": "NEW-1"})
+	n, err = s.RetryUnresolved(ctx, "greenhouse:1")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	l, err = s.JobLink(ctx, "greenhouse:1", "app-early")
+	require.NoError(t, err)
+	require.Equal(t, store.LinkConfirmed, l.State)
+	require.Equal(t, "j9", l.KomboJobID)
+	require.Equal(t, "job_code", l.Method)
+
+	// A job's keys follow the job: a changed code no longer matches the old one.
+	writeJobs(t, s, map[string]any{"id": "j9", "name": "New role", "job_code": "NEW-2"})
+	m, err := s.MatchJob(ctx, "greenhouse:1", store.JobHints{JobCode: "NEW-1"})
+	require.NoError(t, err)
+	require.Empty(t, m.Exact)
+}
