@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -109,6 +110,15 @@ func (a *Activities) PublishRound(ctx context.Context, in PublishRoundInput) (Pu
 		out.Event = out.Event || res.Event
 		out.To = res.To
 		a.wake(ctx, res.Wake, "records.changed")
+		if slices.Contains(res.Endpoints, "ats/jobs") {
+			// ats/jobs changed: unresolved job links are matched again (a back-office job
+			// created before its ATS job links itself once that job appears).
+			if n, err := a.Store.RetryUnresolved(ctx, in.IntegrationID); err != nil {
+				activity.GetLogger(ctx).Warn("could not match unresolved job links again", "integration_id", in.IntegrationID, "error", err)
+			} else if n > 0 {
+				activity.GetLogger(ctx).Info("unresolved job links matched", "integration_id", in.IntegrationID, "links", n)
+			}
+		}
 		if !res.Behind {
 			return out, nil
 		}

@@ -41,3 +41,56 @@ create index job_links_open on kombo.job_links (integration_id, state) where sta
 
 comment on table kombo.job_keys is 'kombosync: normalised lookup keys of synced ATS jobs, for matching';
 comment on table kombo.job_links is 'kombosync: application jobs linked to Kombo ATS jobs';
+
+-- Whether a linked job can still take applications, with the reason when not: the guide's "a job
+-- is deleted when it is deleted in the ATS or leaves OPEN". One row per link with a job.
+create view kombo.job_link_status as
+select
+    l.integration_id,
+    l.app_job_id,
+    l.kombo_job_id,
+    l.state,
+    case
+        when l.state <> 'confirmed' then false
+        when j.id is null then false
+        when j.remote_deleted_at is not null or j.deleted_at is not null then false
+        when coalesce(j.data ->> 'status', '') <> 'OPEN' then false
+        when jsonb_typeof(j.data -> 'job_postings') = 'array' and jsonb_array_length(j.data -> 'job_postings') > 0
+             and not exists (select 1 from jsonb_array_elements(j.data -> 'job_postings') p where p ->> 'status' is distinct from 'INACTIVE' and p ->> 'status' is distinct from 'DRAFT')
+            then false
+        else true
+    end as active,
+    case
+        when l.state <> 'confirmed' then l.state                 -- unresolved, proposed, rejected: not linked yet
+        when j.id is null then 'removed'                          -- no longer synced (purged, or never seen)
+        when j.remote_deleted_at is not null or j.deleted_at is not null then 'deleted_in_ats'
+        when j.data ->> 'status' = 'CLOSED' then 'closed'
+        when j.data ->> 'status' = 'DRAFT' then 'draft'
+        when j.data ->> 'status' = 'ARCHIVED' then 'archived'
+        when coalesce(j.data ->> 'status', '') <> 'OPEN' then 'not_open'
+        when jsonb_typeof(j.data -> 'job_postings') = 'array' and jsonb_array_length(j.data -> 'job_postings') > 0
+             and not exists (select 1 from jsonb_array_elements(j.data -> 'job_postings') p where p ->> 'status' is distinct from 'INACTIVE' and p ->> 'status' is distinct from 'DRAFT')
+            then 'posting_inactive'
+    end as reason,
+    j.data ->> 'name' as job_name,
+    j.data ->> 'status' as job_status
+from kombo.job_links l
+left join kombo.ats_jobs j on j.integration_id = l.integration_id and j.id = l.kombo_job_id;
+
+comment on view kombo.job_link_status is 'kombosync: per job link, whether its job can take applications, and why not';
+
+-- Call before creating an application: true only for a confirmed link whose job is open, not
+-- deleted, and has an active posting (or none listed).
+create function kombo.job_can_take_applications(p_integration_id text, p_app_job_id text) returns boolean
+language sql stable as $$
+    select coalesce((select active from kombo.job_link_status
+                      where integration_id = p_integration_id and app_job_id = p_app_job_id), false)
+$$;
+
+-- The last activity reported for each link: a change writes a 'deactivated' or 'reactivated' row
+-- to kombo.changes (endpoint 'job-links', record_id the application's job id) in the report's
+-- transaction, so the transitions are read with the feed's own cursor.
+alter table kombo.job_links add column reported_active boolean, add column reported_reason text;
+alter table kombo.changes drop constraint changes_op_check;
+alter table kombo.changes add constraint changes_op_check
+    check (op in ('created', 'updated', 'deleted', 'restored', 'erased', 'deactivated', 'reactivated'));

@@ -83,7 +83,7 @@ func (c *cli) subscriptionCommand() *ffcli.Command {
 		limit                                         int
 	)
 	specFlags := func(fs *flag.FlagSet) {
-		fs.StringVar(&events, "events", "", "comma-separated event types: records.changed, integration.state_changed, attention (default every type)")
+		fs.StringVar(&events, "events", "", "comma-separated event types: records.changed, integration.state_changed, attention, job_link.deactivated, job_link.reactivated (default every type)")
 		fs.StringVar(&integration, "integration", "", "only this integration's events (default every integration)")
 		fs.StringVar(&description, "description", "", "what the subscription is for")
 	}

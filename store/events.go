@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,10 +20,14 @@ const (
 	EventStateChanged = "integration.state_changed"
 	// EventAttention: an operator or the application should look at an integration (Attention).
 	EventAttention = "attention"
+	// EventJobLinkDeactivated and EventJobLinkReactivated: a linked job stopped or started again
+	// taking applications (JobLinkTransition).
+	EventJobLinkDeactivated = "job_link.deactivated"
+	EventJobLinkReactivated = "job_link.reactivated"
 )
 
 // EventTypes are the types a subscription may ask for.
-var EventTypes = []string{EventRecordsChanged, EventStateChanged, EventAttention}
+var EventTypes = []string{EventRecordsChanged, EventStateChanged, EventAttention, EventJobLinkDeactivated, EventJobLinkReactivated}
 
 // FeedPosition is a position in the change feed, as the feed's cursor: (txid, seq). TxID is a
 // string, as in the kombo_changes notification, so no JSON reader rounds it.
@@ -49,6 +54,9 @@ type OpCounts struct {
 	Deleted  int `json:"deleted"`
 	Restored int `json:"restored"`
 	Erased   int `json:"erased"`
+	// Job links' transitions (endpoint "job-links" only).
+	Deactivated int `json:"deactivated,omitempty"`
+	Reactivated int `json:"reactivated,omitempty"`
 }
 
 func (c *OpCounts) add(op string, n int) {
@@ -63,6 +71,10 @@ func (c *OpCounts) add(op string, n int) {
 		c.Restored += n
 	case "erased":
 		c.Erased += n
+	case "deactivated":
+		c.Deactivated += n
+	case "reactivated":
+		c.Reactivated += n
 	}
 }
 
@@ -91,6 +103,8 @@ func (r *RecordsChanged) merge(later RecordsChanged) {
 		mine.Deleted += c.Deleted
 		mine.Restored += c.Restored
 		mine.Erased += c.Erased
+		mine.Deactivated += c.Deactivated
+		mine.Reactivated += c.Reactivated
 		r.Endpoints[ep] = mine
 	}
 	r.Changes += later.Changes
@@ -236,6 +250,8 @@ type ChangeReport struct {
 // ReportResult is what a report did.
 type ReportResult struct {
 	Event bool // a records.changed event was queued (the round's rows were not empty)
+	// Endpoints are those with change rows in the reported range.
+	Endpoints []string
 	// To is the position reported up to.
 	To FeedPosition
 	// Behind: committed change rows of the integration lie past To, held back by a transaction
@@ -288,6 +304,10 @@ func (s *Store) ReportChanges(ctx context.Context, r ChangeReport) (ReportResult
 				return err
 			}
 			res.Event, res.Wake = true, wake
+			for ep := range ev.Endpoints {
+				res.Endpoints = append(res.Endpoints, ep)
+			}
+			slices.Sort(res.Endpoints)
 			if _, err := tx.Exec(ctx, `update kombo.change_reports set txid = $2::text::xid8, seq = $3, reported_at = now()
 				where integration_id = $1`, r.IntegrationID, res.To.TxID, res.To.Seq); err != nil {
 				return err
@@ -295,6 +315,10 @@ func (s *Store) ReportChanges(ctx context.Context, r ChangeReport) (ReportResult
 		}
 		wake, err := s.reportRejected(ctx, tx, r, rejectedUntil)
 		if err != nil {
+			return err
+		}
+		res.Wake = appendNew(res.Wake, wake...)
+		if wake, err = reportJobLinks(ctx, tx, r); err != nil {
 			return err
 		}
 		res.Wake = appendNew(res.Wake, wake...)

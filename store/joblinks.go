@@ -326,3 +326,79 @@ func (s *Store) RetryUnresolved(ctx context.Context, integrationID string) (int,
 	}
 	return changed, nil
 }
+
+// JobLinkTransition is the data of a job_link.deactivated or job_link.reactivated event, and the
+// diff of its change row (endpoint "job-links").
+type JobLinkTransition struct {
+	IntegrationID string `json:"integration_id"`
+	AppJobID      string `json:"app_job_id"`
+	KomboJobID    string `json:"kombo_job_id"`
+	Active        bool   `json:"active"`
+	Reason        string `json:"reason,omitempty"` // closed, draft, archived, not_open, deleted_in_ats, removed, posting_inactive
+}
+
+// reportJobLinks writes, in the report's transaction, a change row and an event for every
+// confirmed link whose job's activity differs from the one reported last: deactivated (with the
+// reason; again when an inactive job's reason changes, closed → deleted_in_ats) or reactivated.
+// A new link to an active job is recorded silently; to an inactive one it is reported
+// deactivated.
+func reportJobLinks(ctx context.Context, tx pgx.Tx, r ChangeReport) ([]string, error) {
+	rows, err := tx.Query(ctx, `
+		select s.app_job_id, coalesce(s.kombo_job_id, ''), s.active, coalesce(s.reason, ''), l.reported_active, coalesce(l.reported_reason, '')
+		from kombo.job_link_status s
+		join kombo.job_links l on l.integration_id = s.integration_id and l.app_job_id = s.app_job_id
+		where s.integration_id = $1 and s.state = 'confirmed'
+		  and (l.reported_active is distinct from s.active or coalesce(l.reported_reason, '') <> coalesce(s.reason, ''))
+		order by s.app_job_id`, r.IntegrationID)
+	if err != nil {
+		return nil, fmt.Errorf("job link transitions: %w", err)
+	}
+	type change struct {
+		AppJobID, KomboJobID string
+		Active               bool
+		Reason               string
+		WasActive            *bool
+		WasReason            string
+	}
+	changes, err := pgx.CollectRows(rows, pgx.RowToStructByPos[change])
+	if err != nil {
+		return nil, fmt.Errorf("job link transitions: %w", err)
+	}
+	var wake []string
+	for _, c := range changes {
+		if _, err := tx.Exec(ctx, `update kombo.job_links set reported_active = $3, reported_reason = nullif($4, '')
+			where integration_id = $1 and app_job_id = $2`, r.IntegrationID, c.AppJobID, c.Active, c.Reason); err != nil {
+			return nil, err
+		}
+		if c.Active && (c.WasActive == nil || *c.WasActive) {
+			continue // first seen active, or still active
+		}
+		op, typ := "deactivated", EventJobLinkDeactivated
+		if c.Active {
+			op, typ = "reactivated", EventJobLinkReactivated
+		}
+		was := any(nil)
+		if c.WasActive != nil {
+			was = *c.WasActive
+		}
+		diff, _ := json.Marshal(map[string][2]any{"active": {was, c.Active}, "reason": {nilIfEmpty(c.WasReason), nilIfEmpty(c.Reason)}})
+		if _, err := tx.Exec(ctx, `insert into kombo.changes (integration_id, endpoint, record_id, op, diff, fetch_run_id)
+			values ($1, 'job-links', $2, $3, $4, 'job-links')`, r.IntegrationID, c.AppJobID, op, diff); err != nil {
+			return nil, err
+		}
+		w, err := enqueue(ctx, tx, event{Type: typ, IntegrationID: r.IntegrationID, Data: JobLinkTransition{
+			IntegrationID: r.IntegrationID, AppJobID: c.AppJobID, KomboJobID: c.KomboJobID, Active: c.Active, Reason: c.Reason}})
+		if err != nil {
+			return nil, err
+		}
+		wake = appendNew(wake, w...)
+	}
+	return wake, nil
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

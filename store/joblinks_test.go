@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kombosync/kombosync/kombo"
@@ -31,7 +32,11 @@ func writeJobs(t *testing.T, s *store.Store, jobs ...map[string]any) {
 		}
 		raw, err := json.Marshal(obj)
 		require.NoError(t, err)
-		page.Records = append(page.Records, kombo.Record{ID: j["id"].(string), RemoteID: obj["remote_id"].(string), ChangedAt: t0, Raw: raw})
+		r := kombo.Record{ID: j["id"].(string), RemoteID: obj["remote_id"].(string), ChangedAt: t0, Raw: raw}
+		if obj["remote_deleted_at"] != nil {
+			r.RemoteDeletedAt = &t0
+		}
+		page.Records = append(page.Records, r)
 	}
 	_, err = s.ApplyPage(t.Context(), run, page, t0)
 	require.NoError(t, err)
@@ -165,4 +170,65 @@ func TestAnUnresolvedLinkResolvesWhenItsJobAppears(t *testing.T) {
 	m, err := s.MatchJob(ctx, "greenhouse:1", store.JobHints{JobCode: "NEW-1"})
 	require.NoError(t, err)
 	require.Empty(t, m.Exact)
+}
+
+// A confirmed link's job closing, being deleted and reopening are transitions in the feed (endpoint
+// job-links) and events, each once; kombo.job_can_take_applications says so before an application.
+func TestLinkedJobTransitionsAreInTheFeed(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t)
+	ctx := t.Context()
+	sub := subscribe(t, s, store.EventJobLinkDeactivated, store.EventJobLinkReactivated)
+	writeJobs(t, s, map[string]any{"id": "j1", "name": "Engineer", "job_code": "ENG-1",
+		"job_postings": []any{map[string]any{"url": "https://b.example/1", "status": "ACTIVE"}}})
+	_, err := s.LinkJob(ctx, "greenhouse:1", "app-1", store.JobHints{JobCode: "ENG-1"})
+	require.NoError(t, err)
+	canApply := func() bool {
+		var ok bool
+		require.NoError(t, pool.QueryRow(ctx, `select kombo.job_can_take_applications('greenhouse:1', 'app-1')`).Scan(&ok))
+		return ok
+	}
+	reportJobs := func() {
+		_, err := s.ReportChanges(ctx, store.ChangeReport{IntegrationID: "greenhouse:1"})
+		require.NoError(t, err)
+	}
+	transitions := func() []string {
+		rows, err := pool.Query(ctx, `select op || ' ' || coalesce(diff -> 'reason' ->> 1, '') from kombo.changes
+			where endpoint = 'job-links' and record_id = 'app-1' order by seq`)
+		require.NoError(t, err)
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return out
+	}
+	require.True(t, canApply())
+	reportJobs()
+	require.Empty(t, transitions(), "a new link to an open job is no transition")
+
+	for _, step := range []struct {
+		job    map[string]any
+		can    bool
+		expect []string
+	}{
+		{map[string]any{"id": "j1", "name": "Engineer", "job_code": "ENG-1", "status": "CLOSED"}, false, []string{"deactivated closed"}},
+		{map[string]any{"id": "j1", "name": "Engineer", "job_code": "ENG-1", "status": "CLOSED", "remote_deleted_at": kombo.FormatTime(t0)}, false,
+			[]string{"deactivated closed", "deactivated deleted_in_ats"}},
+		{map[string]any{"id": "j1", "name": "Engineer", "job_code": "ENG-1",
+			"job_postings": []any{map[string]any{"url": "https://b.example/1", "status": "ACTIVE"}}}, true,
+			[]string{"deactivated closed", "deactivated deleted_in_ats", "reactivated "}},
+		{map[string]any{"id": "j1", "name": "Engineer", "job_code": "ENG-1",
+			"job_postings": []any{map[string]any{"url": "https://b.example/1", "status": "INACTIVE"}}}, false,
+			[]string{"deactivated closed", "deactivated deleted_in_ats", "reactivated ", "deactivated posting_inactive"}},
+	} {
+		writeJobs(t, s, step.job)
+		require.Equal(t, step.can, canApply(), "%v", step.job)
+		reportJobs()
+		reportJobs() // once each
+		require.Equal(t, step.expect, transitions())
+	}
+	ds := pending(t, s, sub.ID)
+	require.Len(t, ds, 4)
+	var last store.JobLinkTransition
+	require.NoError(t, json.Unmarshal(ds[3].Data, &last))
+	require.Equal(t, store.JobLinkTransition{IntegrationID: "greenhouse:1", AppJobID: "app-1", KomboJobID: "j1", Reason: "posting_inactive"}, last)
+	require.Equal(t, store.EventJobLinkReactivated, ds[2].Type)
 }
