@@ -4,7 +4,8 @@
 // lists are paginated with an opaque cursor; the OpenAPI document (openapi.json, embedded) is
 // served at /openapi.json and checked against the routes and the answers in the tests.
 //
-// Today it manages outbound webhook subscriptions (README "Outbound webhooks").
+// It manages outbound webhook subscriptions (README "Outbound webhooks") and job links (README
+// "Job links"; jobs.go).
 package backoffice
 
 import (
@@ -45,6 +46,7 @@ type API struct {
 	log    *slog.Logger
 	tokens [][32]byte // sha256 of each token: compared in constant time, whatever their lengths
 	subs   *outbound.Manager
+	store  *store.Store
 	router *mux.Router
 }
 
@@ -57,6 +59,9 @@ func New(o Options) (*API, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &API{log: o.Logger, subs: o.Subscriptions}
+	if o.Subscriptions != nil {
+		a.store = o.Subscriptions.Store
+	}
 	for _, t := range o.Tokens {
 		a.tokens = append(a.tokens, sha256.Sum256([]byte(t)))
 	}
@@ -88,6 +93,7 @@ func New(o Options) (*API, error) {
 	v1.HandleFunc("/subscriptions/{id}/replay", a.replaySubscription).Methods(http.MethodPost)
 	v1.HandleFunc("/subscriptions/{id}/rotate-secret", a.rotateSecret).Methods(http.MethodPost)
 	v1.HandleFunc("/subscriptions/{id}/deliveries", a.listDeliveries).Methods(http.MethodGet)
+	a.mountJobs(v1)
 	a.router = r
 	return a, nil
 }
@@ -140,6 +146,8 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, store.ErrConflict):
+		writeError(w, http.StatusConflict, "conflict", err.Error())
 	case errors.Is(err, store.ErrInvalid):
 		writeError(w, http.StatusBadRequest, "invalid", strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": "))
 	default:
@@ -409,3 +417,5 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, out)
 }
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -402,3 +402,94 @@ func nilIfEmpty(s string) any {
 	}
 	return s
 }
+
+// SyncedJob is an ats/jobs row as the back office lists it.
+type SyncedJob struct {
+	ID       string   `json:"id"`
+	RemoteID string   `json:"remote_id"`
+	Name     string   `json:"name"`
+	JobCode  string   `json:"job_code"`
+	Status   string   `json:"status"`
+	PostURL  string   `json:"post_url"`
+	Deleted  bool     `json:"deleted"`
+	Links    []string `json:"linked_app_job_ids"` // confirmed links to it
+}
+
+// IntegrationKnown says whether kombosync knows the integration (ErrNotFound otherwise).
+func (s *Store) IntegrationKnown(ctx context.Context, integrationID string) error {
+	var n int
+	if err := s.pool.QueryRow(ctx, `select count(*) from kombo.integrations where id = $1`, integrationID).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("integration %s: %w", integrationID, ErrNotFound)
+	}
+	return nil
+}
+
+// ListJobs lists the integration's synced jobs by id after the cursor: those with one of the
+// statuses (all when empty), whose name or job code contains q (case-insensitive; all when
+// empty). Deleted jobs are left out unless withDeleted.
+func (s *Store) ListJobs(ctx context.Context, integrationID string, statuses []string, q, after string, limit int, withDeleted bool) ([]SyncedJob, error) {
+	rows, err := s.pool.Query(ctx, `
+		select j.id, coalesce(j.remote_id, ''), coalesce(j.data ->> 'name', ''), coalesce(j.data ->> 'job_code', ''),
+			coalesce(j.data ->> 'status', ''), coalesce(j.data ->> 'post_url', ''),
+			j.remote_deleted_at is not null or j.deleted_at is not null,
+			coalesce((select array_agg(l.app_job_id order by l.app_job_id) from kombo.job_links l
+				where l.integration_id = j.integration_id and l.kombo_job_id = j.id and l.state = 'confirmed'), '{}')
+		from kombo.ats_jobs j
+		where j.integration_id = $1 and j.id > $2
+		  and (cardinality($3::text[]) = 0 or j.data ->> 'status' = any($3))
+		  and ($4 = '' or strpos(lower(j.data ->> 'name'), lower($4)) > 0 or strpos(lower(j.data ->> 'job_code'), lower($4)) > 0)
+		  and ($6 or (j.remote_deleted_at is null and j.deleted_at is null))
+		order by j.id limit $5`, integrationID, after, statuses, q, limit, withDeleted)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs of %s: %w", integrationID, err)
+	}
+	jobs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[SyncedJob])
+	if err != nil {
+		return nil, fmt.Errorf("list jobs of %s: %w", integrationID, err)
+	}
+	return jobs, nil
+}
+
+// LinkView is a link with its job's activity (kombo.job_link_status).
+type LinkView struct {
+	JobLink
+	Active  bool   `json:"active"`
+	Reason  string `json:"reason,omitempty"`
+	JobName string `json:"job_name,omitempty"`
+}
+
+// ListLinks lists the integration's links by application job id after the cursor; with
+// needsPerson only those a person should look at: proposed (title or ambiguous), and confirmed
+// ones whose job no longer takes applications.
+func (s *Store) ListLinks(ctx context.Context, integrationID, after string, limit int, needsPerson bool) ([]LinkView, error) {
+	rows, err := s.pool.Query(ctx, `
+		select l.integration_id, l.app_job_id, coalesce(l.kombo_job_id, ''), l.state, coalesce(l.method, ''), l.score::float8,
+			l.hints, l.proposals, coalesce(l.decided_by, ''), st.active, coalesce(st.reason, ''), coalesce(st.job_name, '')
+		from kombo.job_links l
+		join kombo.job_link_status st on st.integration_id = l.integration_id and st.app_job_id = l.app_job_id
+		where l.integration_id = $1 and l.app_job_id > $2
+		  and (not $4 or l.state = 'proposed' or (l.state = 'confirmed' and not st.active))
+		order by l.app_job_id limit $3`, integrationID, after, limit, needsPerson)
+	if err != nil {
+		return nil, fmt.Errorf("list job links of %s: %w", integrationID, err)
+	}
+	links, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (LinkView, error) {
+		var v LinkView
+		var hints, proposals []byte
+		if err := row.Scan(&v.IntegrationID, &v.AppJobID, &v.KomboJobID, &v.State, &v.Method, &v.Score, &hints, &proposals,
+			&v.DecidedBy, &v.Active, &v.Reason, &v.JobName); err != nil {
+			return v, err
+		}
+		if err := json.Unmarshal(hints, &v.Hints); err != nil {
+			return v, err
+		}
+		return v, json.Unmarshal(proposals, &v.Proposals)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list job links of %s: %w", integrationID, err)
+	}
+	return links, nil
+}
