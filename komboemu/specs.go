@@ -428,6 +428,7 @@ func allSpecs() []spec {
 				"statuses":  fieldIn("status"),
 				"status":    fieldIn("status"),
 				"job_codes": fieldIn("job_code"),
+				"post_url":  fieldIn("post_url"),
 				"name_contains": func(r *record, values []string) bool {
 					return len(values) > 0 && strings.Contains(strings.ToLower(strOf(r.fields["name"])), strings.ToLower(values[0]))
 				},
@@ -573,19 +574,28 @@ func nestEmployee(i *integration, r *record, out map[string]any) {
 		"changed_at", "remote_deleted_at", "remote_data")
 }
 
+// jobURLs are a job's public posting page at the customer's careers site and its page in the ATS,
+// made from its code (no random draw, so the records of a seed stay the same).
+func jobURLs(i *integration, code string) (post, remote string) {
+	site := strings.NewReplacer(":", "-", "_", "-").Replace(strings.ToLower(i.id))
+	return "https://careers." + site + ".example/jobs/" + strings.ToLower(code) + "/", "https://ats.example/" + site + "/jobs/" + code
+}
+
 func genJob(g *generator, i *integration, r *record) {
 	title := g.pick(jobTitles...)
 	c := cities[g.intn(len(cities))]
+	code := fmt.Sprintf("JOB-%04d", i.seq+1)
+	post, remote := jobURLs(i, code)
 	r.fields = withBase(map[string]any{
-		"name": title, "job_code": fmt.Sprintf("JOB-%04d", i.seq+1), "description": "<p>Join us as " + title + ".</p>", "confidential": false,
+		"name": title, "job_code": code, "description": "<p>Join us as " + title + ".</p>", "confidential": false,
 		"weekly_hours": 40.0, "employment_type": g.pick("FULL_TIME", "PART_TIME", "CONTRACT", "INTERNSHIP"),
 		"status": g.pick("OPEN", "OPEN", "DRAFT", "CLOSED"), "visibility": g.pick("PUBLIC", "INTERNAL", "UNLISTED"),
-		"category": g.orNull(g.pick("Engineering", "Sales")), "department": g.pick(groupNames...), "post_url": nil, "experience_level": nil,
+		"category": g.orNull(g.pick("Engineering", "Sales")), "department": g.pick(groupNames...), "post_url": post, "experience_level": nil,
 		"remote_work_status": g.pick("REMOTE", "HYBRID", "ON_SITE"), "salary_amount": nil,
 		"salary_amount_from": float64(40000 + g.intn(40000)), "salary_amount_to": float64(80000 + g.intn(40000)), "salary_currency": "EUR",
 		"salary_period": "YEAR",
 		"location":      map[string]any{"city": c.city, "country": c.country, "raw": c.city, "state": nil, "street_1": nil, "street_2": nil, "zip_code": nil},
-		"custom_fields": map[string]any{}, "integration_fields": []any{}, "remote_url": nil,
+		"custom_fields": map[string]any{}, "integration_fields": []any{}, "remote_url": remote,
 		"opened_at": g.day(1500), "closed_at": nil, "remote_created_at": g.day(1500), "remote_updated_at": nil, "contact_id": nil,
 		"_stage_ids": g.pickIDs(i, "application-stages", 4), "_hiring_team_ids": g.pickIDs(i, "users", 2),
 	}, noRemoteData)
@@ -603,6 +613,11 @@ func nestJob(i *integration, r *record, out map[string]any) {
 		"status": map[string]any{"OPEN": "ACTIVE", "DRAFT": "DRAFT"}[strOf(r.fields["status"])], "visibility": "PUBLIC",
 		"url": nil, "remote_data": nil,
 	}}
+	if code := strOf(r.fields["job_code"]); code != "" { // a multiposter's copy of the job: its own URL and id
+		p := out["job_postings"].([]any)[0].(map[string]any)
+		p["remote_id"] = "posting-" + strings.ToLower(code)
+		p["url"] = "https://jobs.multiposter.example/" + strings.ToLower(code) + "?utm_source=kombo&utm_medium=feed"
+	}
 	if p := out["job_postings"].([]any)[0].(map[string]any); p["status"] == nil {
 		p["status"] = "INACTIVE"
 	}

@@ -28,10 +28,10 @@ func TestEveryCommandHasHelpAndJSON(t *testing.T) {
 		}
 	}
 	walk(nil, []*ffcli.Command{c.migrateCommand(), c.scheduleCommand(), c.integrationCommand(), c.historyCommand(), c.webhookCommand(),
-		c.retentionCommand(), c.eraseCommand(), c.suppressionCommand(), c.subscriptionCommand()})
-	require.Len(t, leaves, 29, "migrate, 5 schedule, 6 integration, history export, webhook replay, 2 retention, erase, 2 suppression, 10 subscription")
+		c.retentionCommand(), c.eraseCommand(), c.suppressionCommand(), c.subscriptionCommand(), c.jobsCommand()})
+	require.Len(t, leaves, 36, "migrate, 5 schedule, 6 integration, history export, webhook replay, 2 retention, erase, 2 suppression, 10 subscription, 7 jobs")
 
-	groups := [][]string{{}, {"integration"}, {"schedule"}, {"retention"}, {"suppression"}, {"subscription"}}
+	groups := [][]string{{}, {"integration"}, {"schedule"}, {"retention"}, {"suppression"}, {"subscription"}, {"jobs"}}
 	for i, p := range append(leaves, groups...) {
 		var stdout, stderr bytes.Buffer
 		err := run(t.Context(), append(p, "-h"), &stdout, &stderr)
@@ -75,6 +75,8 @@ func TestWrongInvocationsExitWithTwo(t *testing.T) {
 		{[]string{"suppression", "lift", "a", "hris/employees"}, "suppression lift takes an integration id, an endpoint and a record id"},
 		{[]string{"retention", "run", "extra"}, "retention run takes no arguments"},
 		{[]string{"subscription", "create"}, "subscription create takes a URL"},
+		{[]string{"jobs", "lookup", "greenhouse:1"}, "give at least one of --id"},
+		{[]string{"jobs", "confirm", "greenhouse:1", "app-1"}, "jobs confirm takes an integration id, the application's job id and Kombo's job id"},
 		{[]string{"subscription", "replay", "sub_1"}, "one of the two"},
 		{[]string{"subscription", "replay", "sub_1", "--since", "yesterday"}, "an RFC 3339 time"},
 		{[]string{"subscription", "replay", "sub_1", "--after", "12"}, "a feed position txid:seq"},
