@@ -67,14 +67,7 @@ func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	out := page[store.SyncedJob]{Data: jobs}
-	if out.Data == nil {
-		out.Data = []store.SyncedJob{}
-	}
-	if len(jobs) == limit {
-		out.NextCursor = jobs[len(jobs)-1].ID
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, pageOf(jobs, limit, func(j store.SyncedJob) string { return j.ID }))
 }
 
 type lookupRequest struct {
@@ -136,14 +129,7 @@ func (a *API) listLinks(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	out := page[store.LinkView]{Data: links}
-	if out.Data == nil {
-		out.Data = []store.LinkView{}
-	}
-	if len(links) == limit {
-		out.NextCursor = links[len(links)-1].AppJobID
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, pageOf(links, limit, func(l store.LinkView) string { return l.AppJobID }))
 }
 
 func (a *API) getLink(w http.ResponseWriter, r *http.Request) {
