@@ -98,7 +98,7 @@ func TestComposeEnvironmentMatchesConfiguration(t *testing.T) {
 		"worker": config.PartDatabase | config.PartTemporal | config.PartKomboAPI | config.PartSync |
 			config.PartMetrics | config.PartLog | config.PartPrivacy | config.PartOutbound,
 		"webhookgw":  config.PartDatabase | config.PartTemporal | config.PartWebhook | config.PartLog,
-		"backoffice": config.PartDatabase | config.PartTemporal | config.PartOutbound | config.PartAPI | config.PartLog,
+		"backoffice": config.PartDatabase | config.PartTemporal | config.PartOutbound | config.PartAPI | config.PartKomboAPI | config.PartLog,
 	}
 	for name, parts := range programs {
 		known := config.EnvVars(parts)

@@ -9,6 +9,7 @@
 package backoffice
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	_ "embed"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/outbound"
 	"github.com/kombosync/kombosync/store"
 )
@@ -35,9 +37,13 @@ type Options struct {
 	Logger        *slog.Logger
 	Tokens        []string // bearer tokens, several for rotation
 	Subscriptions *outbound.Manager
-	Healthz       http.Handler // optional probes
-	Readyz        http.Handler
-	Metrics       http.Handler
+	// Kombo, when set, answers live lookups of job keys not synced yet; SyncJobs then asks the
+	// integration's workflow to sync ats/jobs (sync-now).
+	Kombo    *kombo.Client
+	SyncJobs func(ctx context.Context, integrationID string) error
+	Healthz  http.Handler // optional probes
+	Readyz   http.Handler
+	Metrics  http.Handler
 }
 
 // API is the back-office API's handler.
@@ -46,6 +52,8 @@ type API struct {
 	tokens [][32]byte // sha256 of each token: compared in constant time, whatever their lengths
 	subs   *outbound.Manager
 	store  *store.Store
+	kombo  *kombo.Client
+	sync   func(ctx context.Context, integrationID string) error
 	router *mux.Router
 }
 
@@ -57,7 +65,7 @@ func New(o Options) (*API, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{log: o.Logger, subs: o.Subscriptions}
+	a := &API{log: o.Logger, subs: o.Subscriptions, kombo: o.Kombo, sync: o.SyncJobs}
 	if o.Subscriptions != nil {
 		a.store = o.Subscriptions.Store
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kombosync/kombosync/backoffice"
 	"github.com/kombosync/kombosync/internal/testenv"
+	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/outbound"
 	"github.com/kombosync/kombosync/store"
 )
@@ -40,7 +41,10 @@ type apiClient struct {
 	woken  []string // "id now reason"
 }
 
-func newAPI(t *testing.T) *apiClient {
+func newAPI(t *testing.T) *apiClient { return newAPIWith(t, nil, nil) }
+
+// newAPIWith is newAPI with a Kombo client for live lookups and what asks for a sync.
+func newAPIWith(t *testing.T, kc *kombo.Client, syncJobs func(context.Context, string) error) *apiClient {
 	t.Helper()
 	pool, err := pgxpool.New(t.Context(), testenv.Database(t))
 	require.NoError(t, err)
@@ -53,7 +57,7 @@ func newAPI(t *testing.T) *apiClient {
 				defer c.mu.Unlock()
 				c.woken = append(c.woken, id+" "+map[bool]string{true: "now", false: "later"}[now]+" "+reason)
 				return nil
-			}}})
+			}}, Kombo: kc, SyncJobs: syncJobs})
 	require.NoError(t, err)
 	c.srv = httptest.NewServer(api)
 	t.Cleanup(c.srv.Close)

@@ -1,6 +1,7 @@
 package backoffice
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/store"
 )
 
@@ -72,11 +74,16 @@ func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
 
 type lookupRequest struct {
 	Hints []store.JobHints `json:"hints"`
+	// Live asks Kombo for the keys no synced job has (one batched request per key kind, post_url
+	// one at a time, as Kombo's guide asks), then a sync of ats/jobs so they are stored.
+	Live bool `json:"live"`
 }
 
 type lookupResult struct {
 	Hints store.JobHints `json:"hints"`
 	store.JobMatch
+	// AtKombo are the jobs Kombo has for a hint no synced job matched (live lookups only).
+	AtKombo []store.JobCandidate `json:"at_kombo,omitempty"`
 }
 
 // maxLookup bounds one lookup's hints.
@@ -97,11 +104,18 @@ func (a *API) lookupJobs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if req.Live && a.kombo == nil {
+		writeError(w, http.StatusBadRequest, "invalid", "live: this server has no Kombo API key (KOMBO_API_KEY)")
+		return
+	}
+	integrationID := mux.Vars(r)["integration_id"]
 	out := struct {
-		Results []lookupResult `json:"results"`
+		Results       []lookupResult `json:"results"`
+		SyncRequested bool           `json:"sync_requested"`
 	}{Results: []lookupResult{}}
+	var unmatched []store.JobHints
 	for _, h := range req.Hints {
-		m, err := a.store.MatchJob(r.Context(), mux.Vars(r)["integration_id"], h)
+		m, err := a.store.MatchJob(r.Context(), integrationID, h)
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -113,8 +127,86 @@ func (a *API) lookupJobs(w http.ResponseWriter, r *http.Request) {
 			m.Titles = []store.JobCandidate{}
 		}
 		out.Results = append(out.Results, lookupResult{Hints: h, JobMatch: m})
+		if len(m.Exact) == 0 && (h.ID != "" || h.RemoteID != "" || h.JobCode != "" || h.URL != "") {
+			unmatched = append(unmatched, h)
+		}
+	}
+	if req.Live && len(unmatched) > 0 {
+		recs, err := a.askKombo(r.Context(), integrationID, unmatched)
+		if err != nil {
+			a.log.WarnContext(r.Context(), "live job lookup failed", "integration_id", integrationID, "error", err)
+			writeError(w, http.StatusBadGateway, "kombo_unavailable", "Kombo did not answer the lookup; try again later")
+			return
+		}
+		found := false
+		for i := range out.Results {
+			if len(out.Results[i].Exact) == 0 {
+				out.Results[i].AtKombo = store.MatchRecords(out.Results[i].Hints, recs)
+				found = found || len(out.Results[i].AtKombo) > 0
+			}
+		}
+		if found && a.sync != nil {
+			if err := a.sync(r.Context(), integrationID); err != nil {
+				a.log.WarnContext(r.Context(), "could not ask for a sync of ats/jobs", "integration_id", integrationID, "error", err)
+			} else {
+				out.SyncRequested = true
+			}
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// askKombo fetches the jobs Kombo has for the hints' keys: one request per key kind with the
+// values comma-joined (ids, remote_ids, job_codes), one per URL form (post_url), deleted ones
+// included; the answers are matched to the hints with the synced jobs' normalisation.
+func (a *API) askKombo(ctx context.Context, integrationID string, hints []store.JobHints) ([]kombo.Record, error) {
+	var ids, remoteIDs, codes, urls []string
+	add := func(list *[]string, values ...string) {
+		for _, v := range values {
+			if v = strings.TrimSpace(v); v != "" && !slices.Contains(*list, v) {
+				*list = append(*list, v)
+			}
+		}
+	}
+	for _, h := range hints {
+		add(&ids, h.ID)
+		add(&remoteIDs, h.RemoteID)
+		// Kombo may compare codes exactly: the code as given, and in upper and lower case.
+		add(&codes, h.JobCode, strings.ToUpper(h.JobCode), strings.ToLower(h.JobCode))
+		// And URLs: as given, and cleaned of tracking parameters, with and without the slash.
+		if n := store.NormalizeURL(h.URL); n != "" {
+			add(&urls, h.URL, "https://"+n, "https://"+n+"/")
+		}
+	}
+	var filters []map[string][]string
+	for _, f := range []struct {
+		name   string
+		values []string
+	}{{"ids", ids}, {"remote_ids", remoteIDs}, {"job_codes", codes}} {
+		if len(f.values) > 0 {
+			filters = append(filters, map[string][]string{f.name: f.values})
+		}
+	}
+	for _, u := range urls {
+		filters = append(filters, map[string][]string{"post_url": {u}})
+	}
+	jobs := kombo.Endpoint{Category: kombo.CategoryATS, Name: "jobs"}
+	var recs []kombo.Record
+	seen := map[string]bool{}
+	for _, f := range filters {
+		for page, err := range a.kombo.Pages(ctx, integrationID, jobs, kombo.ListParams{IncludeDeleted: true, Filters: f}) {
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range page.Records {
+				if !seen[r.ID] { // a job found by its code and its URL is one job
+					seen[r.ID] = true
+					recs = append(recs, r)
+				}
+			}
+		}
+	}
+	return recs, nil
 }
 
 func (a *API) listLinks(w http.ResponseWriter, r *http.Request) {

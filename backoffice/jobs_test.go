@@ -1,14 +1,18 @@
 package backoffice_test
 
 import (
+	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/kombosync/kombosync/kombo"
+	"github.com/kombosync/kombosync/komboemu"
 	"github.com/kombosync/kombosync/store"
 )
 
@@ -161,4 +165,52 @@ func repeatJoin(s string, n int) string {
 		out += ", " + s
 	}
 	return out
+}
+
+// A live lookup asks Kombo (the emulator) for the keys no synced job has, in one request per key
+// kind, and asks for a sync of ats/jobs when it found some.
+func TestLiveLookupAsksKomboForWhatIsNotSynced(t *testing.T) {
+	t.Parallel()
+	emu := komboemu.New(komboemu.Options{APIKey: "k"})
+	t.Cleanup(emu.Close)
+	require.NoError(t, emu.CreateIntegration(komboemu.IntegrationSpec{ID: "greenhouse:1", Category: kombo.CategoryATS, Records: 100, Seed: 2}))
+	srv := httptest.NewServer(emu.Handler())
+	t.Cleanup(srv.Close)
+	kc, err := kombo.New(kombo.Options{BaseURL: srv.URL + "/v1", APIKey: "k"})
+	require.NoError(t, err)
+	var synced []string
+	c := newAPIWith(t, kc, func(_ context.Context, id string) error { synced = append(synced, id); return nil })
+	c.syncJobs("greenhouse:1", map[string]any{"id": "local", "name": "Synced job", "job_code": "LOCAL-1"})
+	// The emulator's jobs: codes JOB-0001…, unknown to the database.
+	page, err := kc.ListPage(t.Context(), "greenhouse:1", kombo.Endpoint{Category: kombo.CategoryATS, Name: "jobs"}, kombo.ListParams{})
+	require.NoError(t, err)
+	require.NotEmpty(t, page.Records)
+	var first struct {
+		JobCode string `json:"job_code"`
+		PostURL string `json:"post_url"`
+	}
+	require.NoError(t, json.Unmarshal(page.Records[0].Raw, &first))
+	before := len(emu.RequestTimes())
+
+	status, body := c.do("POST", "/v1/integrations/greenhouse:1/jobs/lookup", `{"live": true, "hints": [{"job_code": "local-1"},
+		{"job_code": "`+strings.ToLower(first.JobCode)+`"}, {"url": "`+first.PostURL+`?utm_source=mail"}, {"job_code": "NOPE-9"}, {"title": "x"}]}`, token)
+	require.Equal(t, 200, status)
+	results := body["results"].([]any)
+	require.Len(t, results[0].(map[string]any)["exact"], 1, "synced: found locally")
+	require.NotContains(t, results[0].(map[string]any), "at_kombo")
+	for _, k := range []int{1, 2} {
+		at := results[k].(map[string]any)["at_kombo"].([]any)
+		require.Len(t, at, 1, "hint %d found at Kombo", k)
+		require.Equal(t, page.Records[0].ID, at[0].(map[string]any)["job_id"])
+	}
+	require.Empty(t, results[3].(map[string]any)["at_kombo"])
+	require.Equal(t, true, body["sync_requested"])
+	require.Equal(t, []string{"greenhouse:1"}, synced)
+	require.Equal(t, 4, len(emu.RequestTimes())-before, "job_codes once for every code, post_url once per form of the URL (as given, cleaned, cleaned with its slash)")
+
+	c2 := newAPI(t)
+	c2.syncJobs("greenhouse:1", map[string]any{"id": "local", "name": "Synced job"})
+	status, body = c2.do("POST", "/v1/integrations/greenhouse:1/jobs/lookup", `{"live": true, "hints": [{"job_code": "X"}]}`, token)
+	require.Equal(t, 400, status, "no Kombo client: said so")
+	require.Equal(t, "invalid", errCode(body))
 }

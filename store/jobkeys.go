@@ -120,3 +120,31 @@ func queueJobKeys(b *pgx.Batch, run Run, recs []kombo.Record) {
 		select $1, j, k, v from unnest($2::text[], $3::text[], $4::text[]) as u(j, k, v)
 		on conflict do nothing`, run.IntegrationID, jobIDs, kinds, keys)
 }
+
+// MatchRecords matches hints against job records fetched from Kombo (not synced yet), with the
+// same keys and normalisation as MatchJob: the exact candidates per hint, open jobs first.
+func MatchRecords(h JobHints, recs []kombo.Record) []JobCandidate {
+	want := map[jobKey]bool{}
+	for kind, v := range map[string]string{KeyID: strings.TrimSpace(h.ID), KeyRemoteID: strings.TrimSpace(h.RemoteID),
+		KeyPostingRemoteID: strings.TrimSpace(h.RemoteID), KeyJobCode: NormalizeCode(h.JobCode),
+		KeyPostURL: NormalizeURL(h.URL), KeyPostingURL: NormalizeURL(h.URL)} {
+		if v != "" {
+			want[jobKey{Kind: kind, Key: v}] = true
+		}
+	}
+	var out []JobCandidate
+	for _, r := range recs {
+		for _, k := range jobKeys(r.ID, r.Raw) {
+			if !want[jobKey{Kind: k.Kind, Key: k.Key}] {
+				continue
+			}
+			var j struct{ Name, Status string }
+			_ = json.Unmarshal(r.Raw, &j)
+			out = append(out, JobCandidate{JobID: r.ID, Method: methodOf(k.Kind), Score: 1, Name: j.Name, Status: j.Status,
+				Deleted: r.RemoteDeletedAt != nil})
+			break
+		}
+	}
+	slices.SortStableFunc(out, func(a, b JobCandidate) int { return rank(a) - rank(b) })
+	return out
+}

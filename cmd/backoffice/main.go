@@ -13,6 +13,7 @@ import (
 	"github.com/kombosync/kombosync/backoffice"
 	"github.com/kombosync/kombosync/config"
 	"github.com/kombosync/kombosync/internal/service"
+	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/outbound"
 	"github.com/kombosync/kombosync/store"
 	"github.com/kombosync/kombosync/workflows"
@@ -27,7 +28,7 @@ func main() {
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("backoffice", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := config.Register(fs, config.PartDatabase|config.PartTemporal|config.PartOutbound|config.PartAPI|config.PartLog)
+	cfg := config.Register(fs, config.PartDatabase|config.PartTemporal|config.PartOutbound|config.PartAPI|config.PartKomboAPI|config.PartLog)
 	if err := cfg.Parse(fs, args); err != nil {
 		return err
 	}
@@ -41,6 +42,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	for i, t := range cfg.API.Tokens {
 		tokens[i] = t.Reveal()
 	}
+	kc, err := kombo.New(kombo.Options{BaseURL: cfg.KomboBaseURL, APIKey: cfg.KomboAPIKey.Reveal(), UserAgent: "kombosync-backoffice"})
+	if err != nil {
+		return err
+	}
 	probes := b.Probes(logger)
 	api, err := backoffice.New(backoffice.Options{
 		Logger: logger,
@@ -51,6 +56,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			Wake: func(ctx context.Context, id string, now bool, reason string) error {
 				return workflows.WakeSubscription(ctx, b.Temporal, cfg.TaskQueue, id, workflows.DeliverSignal{Reason: reason, Now: now})
 			},
+		},
+		Kombo: kc,
+		SyncJobs: func(ctx context.Context, integrationID string) error {
+			return workflows.SignalWithStart(ctx, b.Temporal, cfg.TaskQueue, integrationID, "", "", workflows.SignalSyncNow,
+				workflows.SyncNowRequest{Endpoints: []string{"ats/jobs"}, Reason: "live job lookup"})
 		},
 		Healthz: probes.Healthz, Readyz: probes.Readyz, Metrics: probes.Metrics,
 	})

@@ -386,7 +386,8 @@ func (s *Stack) StartBackoffice(t testing.TB) string {
 	require.NoError(t, err)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	env := slices.Concat(Env("DATABASE_URL", s.DatabaseURL, "TEMPORAL_ADDRESS", s.TemporalAddress, "TEMPORAL_TASK_QUEUE", s.TaskQueue),
-		s.ProgramEnv, Env("API_LISTEN_ADDR", fmt.Sprintf("127.0.0.1:%d", port), "API_TOKENS", APIToken))
+		s.ProgramEnv, Env("API_LISTEN_ADDR", fmt.Sprintf("127.0.0.1:%d", port), "API_TOKENS", APIToken,
+			"KOMBO_API_KEY", APIKey, "KOMBO_BASE_URL", s.KomboBaseURL))
 	p := Start(t, "backoffice", env)
 	s.programs = append(s.programs, p)
 	WaitHTTP(t, p, base+"/readyz", http.StatusOK)
