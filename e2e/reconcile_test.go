@@ -164,8 +164,12 @@ func TestSweepAboveTheGuardWaitsForConfirmation(t *testing.T) {
 	st := s.waitAttention(t, id)
 	require.Contains(t, st.Attention, "hris/employees would mark 12 of 40 rows deleted")
 	require.Equal(t, 40, s.Count(t, alive, id), "nothing swept above the guard")
-	require.Equal(t, 1, s.Count(t, `select count(*) from kombo.integrations where id = $1 and attention like '%confirm-sweep%'`, id),
-		"flagged for an operator in Postgres too")
+	teststack.Eventually(t, 30*time.Second, func() string { // Postgres's copy follows the workflow's decision
+		if s.Count(t, `select count(*) from kombo.integrations where id = $1 and attention like '%confirm-sweep%'`, id) != 1 {
+			return "not flagged for an operator in Postgres yet"
+		}
+		return ""
+	})
 	require.Equal(t, 1, s.Count(t, `select count(*) from kombo.fetch_runs where integration_id = $1 and endpoint = 'hris/employees'
 		and kind = 'full' and sweep = 'refused'`, id))
 	refused := s.fullSyncs(t, id)
