@@ -59,6 +59,12 @@ type OpCounts struct {
 	Reactivated int `json:"reactivated,omitempty"`
 }
 
+// plus sums two counts.
+func (c OpCounts) plus(o OpCounts) OpCounts {
+	return OpCounts{c.Created + o.Created, c.Updated + o.Updated, c.Deleted + o.Deleted, c.Restored + o.Restored,
+		c.Erased + o.Erased, c.Deactivated + o.Deactivated, c.Reactivated + o.Reactivated}
+}
+
 func (c *OpCounts) add(op string, n int) {
 	switch op {
 	case "created":
@@ -97,15 +103,7 @@ type RecordsChanged struct {
 // merge widens r by a later event of the same integration.
 func (r *RecordsChanged) merge(later RecordsChanged) {
 	for ep, c := range later.Endpoints {
-		mine := r.Endpoints[ep]
-		mine.Created += c.Created
-		mine.Updated += c.Updated
-		mine.Deleted += c.Deleted
-		mine.Restored += c.Restored
-		mine.Erased += c.Erased
-		mine.Deactivated += c.Deactivated
-		mine.Reactivated += c.Reactivated
-		r.Endpoints[ep] = mine
+		r.Endpoints[ep] = r.Endpoints[ep].plus(c)
 	}
 	r.Changes += later.Changes
 	r.To = later.To
