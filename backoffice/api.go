@@ -11,7 +11,6 @@ package backoffice
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -101,6 +100,7 @@ func New(o Options) (*API, error) {
 	v1.HandleFunc("/subscriptions/{id}/rotate-secret", a.rotateSecret).Methods(http.MethodPost)
 	v1.HandleFunc("/subscriptions/{id}/deliveries", a.listDeliveries).Methods(http.MethodGet)
 	a.mountJobs(v1)
+	a.mountUI(r)
 	a.router = r
 	return a, nil
 }
@@ -114,12 +114,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.router.Serve
 func (a *API) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		match := 0
-		for _, t := range a.tokens {
-			match |= subtle.ConstantTimeCompare(sum[:], t[:])
-		}
-		if !ok || token == "" || match != 1 {
+		if !ok || a.tokenIndex(token) < 0 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kombosync"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required (Authorization: Bearer <token>)")
 			return

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"go.temporal.io/sdk/client"
 
+	"github.com/kombosync/kombosync/internal/browser"
 	"github.com/kombosync/kombosync/workflows"
 )
 
@@ -38,11 +38,11 @@ func run() error {
 	namespace := flag.String("namespace", envOr("TEMPORAL_NAMESPACE", "default"), "the namespace")
 	integration := flag.String("integration", "personio:demo-hris", "the integration whose workflow page to show")
 	out := flag.String("out", "docs/screenshots", "where the PNGs go")
-	browser := flag.String("chromium", "", "the Chromium binary; looked up in PATH when empty")
+	chromium := flag.String("chromium", "", "the Chromium binary; looked up in PATH when empty")
 	timeout := flag.Duration("timeout", 45*time.Second, "how long each page may take to show what it must")
 	flag.Parse()
 
-	exe, err := findChromium(*browser)
+	exe, err := browser.Find(*chromium)
 	if err != nil {
 		return err
 	}
@@ -62,14 +62,7 @@ func run() error {
 		return err
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.WindowSize(1600, 1000),
-		chromedp.Flag("hide-scrollbars", true))
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to run its sandbox as root
-	}
-	actx, cancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancel()
-	bctx, cancel := chromedp.NewContext(actx)
+	bctx, cancel := browser.Start(ctx, exe, 1600, 1000)
 	defer cancel()
 
 	list := func(query string) string {
@@ -144,18 +137,6 @@ const pageText = `[document.body ? document.body.innerText : ""].concat(
 	Array.from(document.querySelectorAll("iframe")).map(f => {
 		try { return f.contentDocument.body.innerText } catch (e) { return f.srcdoc || "" }
 	})).join("\n")`
-
-func findChromium(path string) (string, error) {
-	if path != "" {
-		return path, nil
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "chromium-headless-shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, nil
-		}
-	}
-	return "", errors.New("no Chromium in PATH: apt-get install chromium (or pass -chromium)")
-}
 
 func envOr(name, fallback string) string {
 	if v := os.Getenv(name); v != "" {
