@@ -275,7 +275,12 @@ func (a *API) uiLink(w http.ResponseWriter, r *http.Request) {
 		a.showJobs(w, r, http.StatusBadRequest, "", "give a job code, a URL or a title to match (or link from the jobs list)")
 		return
 	}
-	l, err := a.store.LinkJob(r.Context(), mux.Vars(r)["integration_id"], appJob, h)
+	id := mux.Vars(r)["integration_id"]
+	l, err := a.store.LinkJob(r.Context(), id, appJob, h)
+	if err == nil && h == (store.JobHints{ID: h.ID}) && l.State == store.LinkConfirmed && l.DecidedBy == store.DecidedByMatcher {
+		// A person chose the job in the list: the decision is theirs, not the matcher's.
+		l, err = a.store.ConfirmLink(r.Context(), id, appJob, h.ID, nameOf(r))
+	}
 	if err != nil {
 		a.uiRefuse(w, r, err)
 		return
@@ -286,7 +291,7 @@ func (a *API) uiLink(w http.ResponseWriter, r *http.Request) {
 func describeLink(l store.JobLink) string {
 	switch l.State {
 	case store.LinkConfirmed:
-		return fmt.Sprintf("%s is linked to job %s (matched by %s).", l.AppJobID, l.KomboJobID, l.Method)
+		return fmt.Sprintf("%s is linked to job %s (matched by %s, decided by %s).", l.AppJobID, l.KomboJobID, l.Method, l.DecidedBy)
 	case store.LinkProposed:
 		return fmt.Sprintf("%s has %d proposal(s) for a person to confirm or reject.", l.AppJobID, max(len(l.Proposals), 1))
 	default:

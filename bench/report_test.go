@@ -45,6 +45,7 @@ func TestBenchmarks(t *testing.T) {
 		{"scale", benchScale},         // figures 7 and 8
 		{"budget", benchBudget},       // figure 11
 		{"outbound", benchOutbound},   // figures 12 and 13
+		{"jobs", benchJobLookup},      // figure 14
 	} {
 		if only == "" || only == part.name {
 			t.Run(part.name, part.run)

@@ -19,13 +19,31 @@ const (
 	KeyPostURL         = "post_url"    // a job's post_url and remote_url
 	KeyPostingURL      = "posting_url" // job_postings[].url
 	KeyPostingRemoteID = "posting_remote_id"
+	KeyTitle           = "title" // the job's name (NormalizeTitle), matched by trigram similarity only
 )
+
+// maxKeyBytes bounds a stored key: a B-tree entry holds at most about 2.7 KB, and one job's
+// huge post_url must not fail its page. No one types a code or a URL that long; it is not kept.
+const maxKeyBytes = 1000
+
+// maxTitleRunes bounds a title key: a longer name is cut (it still ranks by its beginning).
+const maxTitleRunes = 200
 
 // atsJobs is the endpoint whose pages carry job keys.
 var atsJobs = kombo.Endpoint{Category: kombo.CategoryATS, Name: "jobs"}
 
 // NormalizeCode is a job code as matched: trimmed and case-folded.
 func NormalizeCode(code string) string { return strings.ToLower(strings.TrimSpace(code)) }
+
+// NormalizeTitle is a job name as compared: lower-cased, runs of white space as one space, at
+// most maxTitleRunes.
+func NormalizeTitle(name string) string {
+	t := strings.Join(strings.Fields(strings.ToLower(name)), " ")
+	if r := []rune(t); len(r) > maxTitleRunes {
+		t = strings.TrimSpace(string(r[:maxTitleRunes]))
+	}
+	return t
+}
 
 // trackingParams are query parameters that say where a visitor came from, not which job.
 var trackingParams = []string{"gclid", "fbclid", "msclkid", "gh_src", "mc_cid", "mc_eid", "_hsenc", "_hsmi", "ref", "source", "src"}
@@ -69,6 +87,7 @@ type jobKey struct{ JobID, Kind, Key string }
 // jobKeys extracts a synced job's lookup keys from its record.
 func jobKeys(id string, raw []byte) []jobKey {
 	var j struct {
+		Name        *string `json:"name"`
 		RemoteID    *string `json:"remote_id"`
 		JobCode     *string `json:"job_code"`
 		PostURL     *string `json:"post_url"`
@@ -86,11 +105,12 @@ func jobKeys(id string, raw []byte) []jobKey {
 		if v == nil {
 			return
 		}
-		if k := norm(*v); k != "" && !slices.Contains(keys, jobKey{id, kind, k}) {
+		if k := norm(*v); k != "" && len(k) <= maxKeyBytes && !slices.Contains(keys, jobKey{id, kind, k}) {
 			keys = append(keys, jobKey{id, kind, k})
 		}
 	}
 	add(KeyRemoteID, j.RemoteID, strings.TrimSpace)
+	add(KeyTitle, j.Name, NormalizeTitle)
 	add(KeyJobCode, j.JobCode, NormalizeCode)
 	add(KeyPostURL, j.PostURL, NormalizeURL)
 	add(KeyPostURL, j.RemoteURL, NormalizeURL)

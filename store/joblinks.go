@@ -61,7 +61,7 @@ func methodOf(kind string) string {
 
 // MatchJob looks a job up by its hints over the integration's synced ats/jobs: exact keys first
 // (normalised as NormalizeCode and NormalizeURL), open jobs first; without an exact hit, the
-// five titles most similar to the title hint (pg_trgm similarity ≥ 0.3).
+// five titles most similar to the title hint (pg_trgm similarity ≥ 0.3, over NormalizeTitle).
 func (s *Store) MatchJob(ctx context.Context, integrationID string, h JobHints) (JobMatch, error) {
 	var kinds, keys []string
 	add := func(k, v string) {
@@ -100,13 +100,17 @@ func (s *Store) MatchJob(ctx context.Context, integrationID string, h JobHints) 
 		slices.SortStableFunc(m.Exact, func(a, b JobCandidate) int { return rank(a) - rank(b) })
 	}
 	if len(m.Exact) == 0 && strings.TrimSpace(h.Title) != "" {
+		// The nearest titles by the trigram index (KNN on kombo.job_keys), then open jobs first
+		// among equal scores: 20 nearest are enough for the five shown.
 		rows, err := s.pool.Query(ctx, `
-			select id, similarity(lower(data ->> 'name'), lower($2))::float8 as score, coalesce(data ->> 'name', ''),
-				coalesce(data ->> 'status', ''), remote_deleted_at is not null or deleted_at is not null
-			from kombo.ats_jobs
-			where integration_id = $1 and lower(data ->> 'name') % lower($2)
-			order by score desc, (data ->> 'status') = 'OPEN' desc, id
-			limit 5`, integrationID, strings.TrimSpace(h.Title))
+			select k.job_id, similarity(k.key, $2)::float8 as score, coalesce(j.data ->> 'name', ''),
+				coalesce(j.data ->> 'status', ''), j.remote_deleted_at is not null or j.deleted_at is not null
+			from (select job_id, key from kombo.job_keys
+			      where integration_id = $1 and kind = 'title' and key % $2
+			      order by key <-> $2 limit 20) k
+			join kombo.ats_jobs j on j.integration_id = $1 and j.endpoint = 'ats/jobs' and j.id = k.job_id
+			order by score desc, (j.data ->> 'status') = 'OPEN' desc, k.job_id
+			limit 5`, integrationID, NormalizeTitle(h.Title))
 		if err != nil {
 			return m, fmt.Errorf("match job title in %s: %w", integrationID, err)
 		}
@@ -147,6 +151,9 @@ type JobLink struct {
 	DecidedBy     string         `json:"decided_by,omitempty"`
 }
 
+// DecidedByMatcher is the decided_by of a link kombosync's matcher confirmed (one exact key).
+const DecidedByMatcher = "kombosync"
+
 // ErrConflict: the request contradicts what is stored (a second, different link for the same
 // application job).
 var ErrConflict = errors.New("conflict")
@@ -159,7 +166,7 @@ func decide(l *JobLink, m JobMatch) {
 	switch {
 	case len(m.Exact) == 1:
 		c := m.Exact[0]
-		l.State, l.KomboJobID, l.Method, l.Score, l.DecidedBy = LinkConfirmed, c.JobID, c.Method, &c.Score, "kombosync"
+		l.State, l.KomboJobID, l.Method, l.Score, l.DecidedBy = LinkConfirmed, c.JobID, c.Method, &c.Score, DecidedByMatcher
 	case len(m.Exact) > 1:
 		c := m.Exact[0]
 		l.State, l.KomboJobID, l.Method, l.Score, l.Proposals = LinkProposed, c.JobID, c.Method, &c.Score, m.Exact

@@ -3,6 +3,8 @@ package store_test
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -54,6 +56,62 @@ func TestNormalisationIsWhatAUserExpects(t *testing.T) {
 		require.Equal(t, want, store.NormalizeURL(in), in)
 	}
 	require.Equal(t, "eng-42", store.NormalizeCode("  ENG-42 "))
+	require.Equal(t, "senior backend engineer (go)", store.NormalizeTitle(" Senior\tBackend  Engineer\n(Go) "))
+	require.Len(t, []rune(store.NormalizeTitle(strings.Repeat("Ingénieur ", 100))), 199, "cut at 200 runes, then trimmed")
+}
+
+// Real ATS data has fields no one would type: a 10 KB post_url, job code or name must not fail
+// the page that carries it (a B-tree entry holds about 2.7 KB). The job is stored, found by its
+// id, and by the beginning of its name.
+func TestHugeJobFieldsDoNotFailThePage(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	rng := rand.New(rand.NewPCG(1, 2)) // random text: PostgreSQL compresses a repeated one into an index entry
+	letters := make([]byte, 10_000)
+	for i := range letters {
+		letters[i] = 'a' + byte(rng.IntN(26))
+	}
+	huge := string(letters)
+	writeJobs(t, s,
+		map[string]any{"id": "j-huge", "name": "Data Engineer " + huge, "job_code": huge, "post_url": "https://acme.example/" + huge},
+		map[string]any{"id": "j-fine", "name": "Data Engineer", "job_code": "DAT-1"})
+	m, err := s.MatchJob(t.Context(), "greenhouse:1", store.JobHints{ID: "j-huge"})
+	require.NoError(t, err)
+	require.Len(t, m.Exact, 1)
+	m, err = s.MatchJob(t.Context(), "greenhouse:1", store.JobHints{JobCode: huge})
+	require.NoError(t, err)
+	require.Zero(t, len(m.Exact), "a code too long to be a key is not kept")
+	m, err = s.MatchJob(t.Context(), "greenhouse:1", store.JobHints{Title: "data engineer"})
+	require.NoError(t, err)
+	require.Equal(t, "j-fine", m.Titles[0].JobID)
+	m, err = s.MatchJob(t.Context(), "greenhouse:1", store.JobHints{Title: "data engineer " + huge[:185]})
+	require.NoError(t, err)
+	require.Equal(t, "j-huge", m.Titles[0].JobID, "a long name ranks by its beginning")
+}
+
+// Titles are ranked by similarity, open jobs first among equal ones, and never from another
+// integration.
+func TestTitlesRankOpenJobsFirstWithinTheIntegration(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	writeJobs(t, s,
+		map[string]any{"id": "a-closed", "name": "Site Reliability Engineer", "status": "CLOSED"},
+		map[string]any{"id": "b-open", "name": "Site  reliability engineer", "status": "OPEN"},
+		map[string]any{"id": "c-open", "name": "Reliability Engineer", "status": "OPEN"})
+	other := store.Run{ID: "other-jobs", IntegrationID: "greenhouse:2", Endpoint: atsJobs, Kind: store.KindDelta}
+	_, err := s.StartRun(t.Context(), other)
+	require.NoError(t, err)
+	_, err = s.ApplyPage(t.Context(), other, &kombo.Page{Records: []kombo.Record{{ID: "x", ChangedAt: t0,
+		Raw: []byte(`{"id": "x", "name": "Site Reliability Engineer", "status": "OPEN", "changed_at": "2026-01-01T00:00:00Z"}`)}}}, t0)
+	require.NoError(t, err)
+	m, err := s.MatchJob(t.Context(), "greenhouse:1", store.JobHints{Title: "site reliability engineer"})
+	require.NoError(t, err)
+	var got []string
+	for _, c := range m.Titles {
+		got = append(got, c.JobID)
+	}
+	require.Equal(t, []string{"b-open", "a-closed", "c-open"}, got)
+	require.Equal(t, 1.0, m.Titles[0].Score)
 }
 
 func TestExactKeysMatchAndAmbiguityIsOnlyProposed(t *testing.T) {

@@ -120,7 +120,7 @@ func (s *Store) ListJobs(ctx context.Context, integrationID string, statuses []s
 				where l.integration_id = j.integration_id and l.kombo_job_id = j.id and l.state = 'confirmed'), '{}')
 		from kombo.ats_jobs j
 		where j.integration_id = $1 and j.id > $2
-		  and (cardinality($3::text[]) = 0 or j.data ->> 'status' = any($3))
+		  and (coalesce(cardinality($3::text[]), 0) = 0 or j.data ->> 'status' = any($3))
 		  and ($4 = '' or strpos(lower(j.data ->> 'name'), lower($4)) > 0 or strpos(lower(j.data ->> 'job_code'), lower($4)) > 0)
 		  and ($6 or (j.remote_deleted_at is null and j.deleted_at is null))
 		order by j.id limit $5`, integrationID, after, statuses, q, limit, withDeleted)

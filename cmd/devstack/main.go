@@ -216,7 +216,7 @@ func (s *stack) status(ctx context.Context, stdout io.Writer) {
 		state(s.programs[1].Pid() != 0), workerPort)
 	fmt.Fprintf(stdout, "%-10s %-8s http://127.0.0.1:%d/healthz  (log .data/run/webhookgw.log)\n", "webhookgw",
 		state(s.programs[2].Pid() != 0), gatewayPort)
-	fmt.Fprintf(stdout, "%-10s %-8s http://127.0.0.1:%d/v1 (back-office API, bearer $API_TOKENS), /openapi.json  (log .data/run/backoffice.log)\n", "backoffice",
+	fmt.Fprintf(stdout, "%-10s %-8s http://127.0.0.1:%d/v1 (back-office API, bearer $API_TOKENS), /openapi.json, /ui/ (job links page)  (log .data/run/backoffice.log)\n", "backoffice",
 		state(s.programs[3].Pid() != 0), apiPort)
 	fmt.Fprintf(stdout, "%-10s %-8s http://127.0.0.1:%d/hooks (verifies and logs kombosync's webhooks)  (log .data/run/webhookrecv.log)\n", "webhookrecv",
 		state(s.programs[4].Pid() != 0), receiverPort)
