@@ -2,11 +2,16 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
+	"net/url"
+	"os"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kombosync/kombosync/internal/browser"
 	"github.com/kombosync/kombosync/internal/teststack"
 	"github.com/kombosync/kombosync/kombo"
 	"github.com/kombosync/kombosync/komboemu"
@@ -42,7 +47,18 @@ func TestJobLinksFollowTheATS(t *testing.T) {
 	got := link("app-multi", "--code", " "+multi.JobCode+" ")
 	require.Equal(t, store.LinkConfirmed, got.State, "a multiposter's job code")
 	require.Equal(t, multi.ID, got.KomboJobID)
-	got = link("app-mail", "--url", mailed.PostURL+"?utm_source=email")
+	// The e-mail flow through the back-office API program: look the URL up, then link it.
+	api := backoffice{base: s.StartBackoffice(t)}
+	base := "/v1/integrations/" + url.PathEscape(id)
+	mailedURL := mailed.PostURL + "?utm_source=email"
+	var found struct {
+		Results []struct{ Exact []store.JobCandidate }
+	}
+	require.Equal(t, http.StatusOK, api.do(t, "POST", base+"/jobs/lookup", `{"hints": [{"url": "`+mailedURL+`"}]}`, &found))
+	require.Len(t, found.Results, 1)
+	require.Len(t, found.Results[0].Exact, 1)
+	require.Equal(t, mailed.ID, found.Results[0].Exact[0].JobID)
+	require.Equal(t, http.StatusCreated, api.do(t, "PUT", base+"/job-links/app-mail", `{"hints": {"url": "`+mailedURL+`"}}`, &got))
 	require.Equal(t, store.LinkConfirmed, got.State, "a URL sent by e-mail")
 	require.Equal(t, mailed.ID, got.KomboJobID)
 	require.Equal(t, "post_url", got.Method)
@@ -79,9 +95,71 @@ func TestJobLinksFollowTheATS(t *testing.T) {
 	})
 	require.Zero(t, s.Count(t, `select count(*) from kombo.changes where endpoint = 'job-links' and record_id = 'app-title'`),
 		"the open job's link made no transition")
+	// A job the application knows before kombosync does (its data-changed lost): linked early,
+	// unresolved; a live lookup finds it at Kombo and asks for a sync of ats/jobs, after which
+	// the link resolves itself.
+	s.Emu.SetFaults(komboemu.Faults{Webhooks: komboemu.WebhookFaults{LossRate: 1}})
+	created, err := s.Emu.Mutate(id, komboemu.Mutation{Endpoint: jobs, Op: komboemu.OpCreate})
+	require.NoError(t, err)
+	late := created[0].ID
+	_, err = s.Emu.Mutate(id, komboemu.Mutation{Endpoint: jobs, Op: komboemu.OpUpdate, ID: late, Fields: map[string]any{"job_code": "LATE-7", "status": "OPEN"}})
+	require.NoError(t, err)
+	require.NoError(t, s.Emu.WaitWebhooks(t.Context()))
+	s.Emu.SetFaults(komboemu.Faults{})
+	require.Equal(t, http.StatusCreated, api.do(t, "PUT", base+"/job-links/app-late", `{"hints": {"job_code": "late-7"}}`, &got))
+	require.Equal(t, store.LinkUnresolved, got.State, "not synced yet")
+	var live struct {
+		Results []struct {
+			Exact   []store.JobCandidate
+			AtKombo []store.JobCandidate `json:"at_kombo"`
+		}
+		SyncRequested bool `json:"sync_requested"`
+	}
+	require.Equal(t, http.StatusOK, api.do(t, "POST", base+"/jobs/lookup", `{"hints": [{"job_code": "late-7"}], "live": true}`, &live))
+	require.Empty(t, live.Results[0].Exact)
+	require.Len(t, live.Results[0].AtKombo, 1)
+	require.Equal(t, late, live.Results[0].AtKombo[0].JobID)
+	require.True(t, live.SyncRequested)
+	teststack.Eventually(t, time.Minute, func() string {
+		var l store.JobLink
+		api.do(t, "GET", base+"/job-links/app-late", "", &l)
+		if l.State != store.LinkConfirmed || l.KomboJobID != late {
+			return fmt.Sprintf("app-late is %s %s", l.State, l.KomboJobID)
+		}
+		return ""
+	})
+
+	checkPageInChromium(t, api.base, id)
+
 	var can bool
 	require.NoError(t, s.Pool.QueryRow(t.Context(), `select kombo.job_can_take_applications($1, 'app-title')`, id).Scan(&can))
 	require.True(t, can)
 	require.NoError(t, s.Pool.QueryRow(t.Context(), `select kombo.job_can_take_applications($1, 'app-multi')`, id).Scan(&can))
 	require.False(t, can)
+}
+
+// checkPageInChromium signs in to the back-office page of the real program and checks that the
+// links whose jobs closed and were deleted are highlighted with their reasons.
+func checkPageInChromium(t *testing.T, base, integrationID string) {
+	t.Helper()
+	exe, err := browser.Find(os.Getenv("CHROMIUM"))
+	if err != nil {
+		if os.Getenv("KOMBOSYNC_SKIP_BROWSER") == "1" {
+			t.Log("KOMBOSYNC_SKIP_BROWSER=1: the page is not checked in Chromium")
+			return
+		}
+		t.Fatalf("%v (or set KOMBOSYNC_SKIP_BROWSER=1 to skip the browser checks)", err)
+	}
+	ctx, stop := browser.Start(t.Context(), exe, 1400, 900)
+	defer stop()
+	page := base + "/ui/integrations/" + url.PathEscape(integrationID)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(page)))
+	resp, err := chromedp.RunResponse(ctx, chromedp.SendKeys(`input[name=token]`, teststack.APIToken),
+		chromedp.SendKeys(`input[name=name]`, "Ada"), chromedp.Click(`button[type=submit]`))
+	require.NoError(t, err)
+	require.EqualValues(t, http.StatusOK, resp.Status)
+	reasons, err := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("article.card.inactive"))
+		.map(a => a.dataset.appJob + "=" + a.querySelector(".badge").innerText).sort().join(" ")`))
+	require.NoError(t, err)
+	require.Equal(t, "app-mail=deleted_in_ats app-multi=closed", reasons)
 }
