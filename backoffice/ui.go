@@ -164,6 +164,7 @@ type jobsView struct {
 	NextJobs    string
 	// Links: those needing a person, then all of them.
 	NeedsPerson []store.LinkView
+	MorePeople  bool // more links need a person than the page shows: decide these, the next come
 	Links       []store.LinkView
 	NextLinks   string
 	// Return is the filter to come back to after a form.
@@ -219,6 +220,7 @@ func (a *API) showJobs(w http.ResponseWriter, r *http.Request, status int, notic
 		a.uiError(w, r, err)
 		return
 	}
+	v.MorePeople = len(v.NeedsPerson) == uiPageSize
 	if v.Links, err = a.store.ListLinks(ctx, id, q.Get("links_after"), uiPageSize, false); err != nil {
 		a.uiError(w, r, err)
 		return
