@@ -139,6 +139,13 @@ func TestJobRoutesRefuseBadInputAndWriteNothing(t *testing.T) {
 		{"POST", base + "/job-links/missing/confirm", `{"kombo_job_id": "j1", "decided_by": "ada"}`, token, 404, "not_found"},
 		{"POST", base + "/job-links/missing/reject", `{"decided_by": "ada"}`, token, 404, "not_found"},
 		{"DELETE", base + "/job-links/missing", "", token, 404, "not_found"},
+		// Text PostgreSQL cannot hold (a NUL byte) is bad input, not a server failure.
+		{"PUT", base + "/job-links/a", `{"hints": {"job_code": "ENG\u0000-1"}}`, token, 400, "invalid"},
+		{"PUT", base + "/job-links/a%00b", `{"hints": {"id": "j1"}}`, token, 400, "invalid"},
+		{"POST", base + "/jobs/lookup", `{"hints": [{"title": "Engineer\u0000"}]}`, token, 400, "invalid"},
+		{"GET", base + "/jobs?q=%00", "", token, 400, "invalid"},
+		{"GET", base + "/job-links?cursor=%00", "", token, 400, "invalid"},
+		{"GET", "/v1/integrations/greenhouse%001/jobs", "", token, 400, "invalid"},
 	} {
 		status, body := c.do(tc.method, tc.path, tc.body, tc.token)
 		require.Equal(t, tc.status, status, "%s %s %s", tc.method, tc.path, tc.body)
@@ -152,6 +159,8 @@ func TestJobRoutesRefuseBadInputAndWriteNothing(t *testing.T) {
 		{"/confirm", `{"kombo_job_id": "nope", "decided_by": "ada"}`, "not_found"},
 		{"/reject", `{}`, "invalid"},
 		{"/reject", `{"decided_by": "ada", "kombo_job_id": "j1"}`, "invalid"},
+		{"/confirm", `{"kombo_job_id": "j1", "decided_by": "ada\u0000"}`, "invalid"},
+		{"/reject", `{"decided_by": "\u0000"}`, "invalid"},
 	} {
 		_, body := c.do("POST", base+"/job-links/a"+tc.path, tc.body, token)
 		require.Equal(t, tc.code, errCode(body), "%s %s", tc.path, tc.body)

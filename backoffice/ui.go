@@ -10,6 +10,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,6 +63,7 @@ const (
 )
 
 func (a *API) mountUI(r *mux.Router) {
+	r.Handle("/ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently)).Methods(http.MethodGet)
 	ui := r.PathPrefix("/ui").Subrouter()
 	ui.Use(uiHeaders, http.NewCrossOriginProtection().Handler)
 	ui.HandleFunc("/style.css", func(w http.ResponseWriter, r *http.Request) {
@@ -178,6 +180,10 @@ func (a *API) jobsPage(w http.ResponseWriter, r *http.Request) {
 // showJobs renders the integration's page with a notice or an error (and its status).
 func (a *API) showJobs(w http.ResponseWriter, r *http.Request, status int, notice, failure string) {
 	ctx, id := r.Context(), mux.Vars(r)["integration_id"]
+	if err := a.store.IntegrationKnown(ctx, id); err != nil {
+		a.uiError(w, r, err)
+		return
+	}
 	in, found, err := a.store.Integration(ctx, id)
 	if err == nil && (!found || in.DeletedAt != nil) {
 		err = fmt.Errorf("integration %s: %w", id, store.ErrNotFound)
@@ -195,14 +201,14 @@ func (a *API) showJobs(w http.ResponseWriter, r *http.Request, status int, notic
 	v.Return = filterQuery(v.Q, v.Status, v.WithDeleted).Encode()
 	var statuses []string
 	if v.Status != "" {
-		if !containsString(jobStatuses, v.Status) {
+		if !slices.Contains(jobStatuses, v.Status) {
 			v.Status, v.Error = "", "status: one of OPEN, CLOSED, DRAFT, ARCHIVED"
 		} else {
 			statuses = []string{v.Status}
 		}
 	}
 	if len(v.Q) > 200 {
-		v.Q, v.Error = v.Q[:200], "search: at most 200 characters"
+		v.Q, v.Error = "", "search: at most 200 characters"
 	}
 	if v.Error != "" && status == http.StatusOK {
 		status = http.StatusBadRequest
@@ -245,15 +251,6 @@ func filterQuery(q, status string, withDeleted bool) url.Values {
 		v.Set("deleted", "1")
 	}
 	return v
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // uiLink links an application job: to the synced job chosen in the list (job_id), or by the
@@ -383,11 +380,15 @@ type errorView struct {
 	User, Message string
 }
 
-// uiError is a page that could not be shown: 404 for an unknown integration, 500 otherwise
-// (logged, not shown).
+// uiError is a page that could not be shown: 404 for an unknown integration, 400 for input
+// that is not text, 500 otherwise (logged, not shown).
 func (a *API) uiError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		a.render(w, http.StatusNotFound, "error.html", errorView{User: nameOf(r), Message: "kombosync knows no such integration."})
+		return
+	case errors.Is(err, store.ErrInvalid):
+		a.render(w, http.StatusBadRequest, "error.html", errorView{User: nameOf(r), Message: strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": ")})
 		return
 	}
 	a.log.ErrorContext(r.Context(), "back-office page failed", "method", r.Method, "route", routeOf(r), "error", err)

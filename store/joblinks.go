@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -63,6 +64,9 @@ func methodOf(kind string) string {
 // (normalised as NormalizeCode and NormalizeURL), open jobs first; without an exact hit, the
 // five titles most similar to the title hint (pg_trgm similarity ≥ 0.3, over NormalizeTitle).
 func (s *Store) MatchJob(ctx context.Context, integrationID string, h JobHints) (JobMatch, error) {
+	if err := checkText("hints", h.ID, h.RemoteID, h.JobCode, h.URL, h.Title); err != nil {
+		return JobMatch{}, err
+	}
 	var kinds, keys []string
 	add := func(k, v string) {
 		if v != "" {
@@ -151,6 +155,17 @@ type JobLink struct {
 	DecidedBy     string         `json:"decided_by,omitempty"`
 }
 
+// checkText refuses text PostgreSQL cannot store or compare (a NUL byte, broken UTF-8): an input
+// error (ErrInvalid), not a failure of the database.
+func checkText(what string, values ...string) error {
+	for _, v := range values {
+		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+			return fmt.Errorf("%w: %s: not valid text (a NUL byte or broken UTF-8)", ErrInvalid, what)
+		}
+	}
+	return nil
+}
+
 // DecidedByMatcher is the decided_by of a link kombosync's matcher confirmed (one exact key).
 const DecidedByMatcher = "kombosync"
 
@@ -184,6 +199,9 @@ func decide(l *JobLink, m JobMatch) {
 func (s *Store) LinkJob(ctx context.Context, integrationID, appJobID string, h JobHints) (JobLink, error) {
 	if strings.TrimSpace(appJobID) == "" || h.Empty() {
 		return JobLink{}, fmt.Errorf("%w: an application job id and at least one hint are required", ErrInvalid)
+	}
+	if err := checkText("the application job id", appJobID); err != nil {
+		return JobLink{}, err
 	}
 	if existing, err := s.JobLink(ctx, integrationID, appJobID); err == nil {
 		if existing.Hints == h {
@@ -225,6 +243,9 @@ func (s *Store) saveLink(ctx context.Context, l JobLink, insert bool) error {
 // JobLink reads one link; ErrNotFound when there is none.
 func (s *Store) JobLink(ctx context.Context, integrationID, appJobID string) (JobLink, error) {
 	var l JobLink
+	if err := checkText("the application job id", appJobID); err != nil {
+		return l, err
+	}
 	var hints, proposals []byte
 	err := s.pool.QueryRow(ctx, `select integration_id, app_job_id, coalesce(kombo_job_id, ''), state, coalesce(method, ''),
 		score::float8, hints, proposals, coalesce(decided_by, '') from kombo.job_links where integration_id = $1 and app_job_id = $2`,
@@ -246,6 +267,9 @@ func (s *Store) JobLink(ctx context.Context, integrationID, appJobID string) (Jo
 func (s *Store) ConfirmLink(ctx context.Context, integrationID, appJobID, komboJobID, by string) (JobLink, error) {
 	if strings.TrimSpace(by) == "" {
 		return JobLink{}, fmt.Errorf("%w: say who decides (a person's handle)", ErrInvalid)
+	}
+	if err := checkText("the job id and who decides", komboJobID, by); err != nil {
+		return JobLink{}, err
 	}
 	l, err := s.JobLink(ctx, integrationID, appJobID)
 	if err != nil {
@@ -280,6 +304,9 @@ func (s *Store) RejectLink(ctx context.Context, integrationID, appJobID, by stri
 	if strings.TrimSpace(by) == "" {
 		return JobLink{}, fmt.Errorf("%w: say who decides (a person's handle)", ErrInvalid)
 	}
+	if err := checkText("who decides", by); err != nil {
+		return JobLink{}, err
+	}
 	l, err := s.JobLink(ctx, integrationID, appJobID)
 	if err != nil {
 		return l, err
@@ -290,6 +317,9 @@ func (s *Store) RejectLink(ctx context.Context, integrationID, appJobID, by stri
 
 // DeleteLink forgets a link.
 func (s *Store) DeleteLink(ctx context.Context, integrationID, appJobID string) error {
+	if err := checkText("the application job id", appJobID); err != nil {
+		return err
+	}
 	tag, err := s.pool.Exec(ctx, `delete from kombo.job_links where integration_id = $1 and app_job_id = $2`, integrationID, appJobID)
 	if err != nil {
 		return fmt.Errorf("delete job link %s in %s: %w", appJobID, integrationID, err)

@@ -98,6 +98,9 @@ type SyncedJob struct {
 
 // IntegrationKnown says whether kombosync knows the integration (ErrNotFound otherwise).
 func (s *Store) IntegrationKnown(ctx context.Context, integrationID string) error {
+	if err := checkText("the integration id", integrationID); err != nil {
+		return err
+	}
 	var n int
 	if err := s.pool.QueryRow(ctx, `select count(*) from kombo.integrations where id = $1`, integrationID).Scan(&n); err != nil {
 		return err
@@ -112,6 +115,9 @@ func (s *Store) IntegrationKnown(ctx context.Context, integrationID string) erro
 // statuses (all when empty), whose name or job code contains q (case-insensitive; all when
 // empty). Deleted jobs are left out unless withDeleted.
 func (s *Store) ListJobs(ctx context.Context, integrationID string, statuses []string, q, after string, limit int, withDeleted bool) ([]SyncedJob, error) {
+	if err := checkText("the search and cursor", q, after); err != nil {
+		return nil, err
+	}
 	rows, err := s.pool.Query(ctx, `
 		select j.id, coalesce(j.remote_id, ''), coalesce(j.data ->> 'name', ''), coalesce(j.data ->> 'job_code', ''),
 			coalesce(j.data ->> 'status', ''), coalesce(j.data ->> 'post_url', ''),
@@ -146,6 +152,9 @@ type LinkView struct {
 // needsPerson only those a person should look at: proposed (title or ambiguous), and confirmed
 // ones whose job no longer takes applications.
 func (s *Store) ListLinks(ctx context.Context, integrationID, after string, limit int, needsPerson bool) ([]LinkView, error) {
+	if err := checkText("the cursor", after); err != nil {
+		return nil, err
+	}
 	rows, err := s.pool.Query(ctx, `
 		select l.integration_id, l.app_job_id, coalesce(l.kombo_job_id, ''), l.state, coalesce(l.method, ''), l.score::float8,
 			l.hints, l.proposals, coalesce(l.decided_by, ''), st.active, coalesce(st.reason, ''), coalesce(st.job_name, '')
