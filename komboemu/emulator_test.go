@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -324,4 +325,57 @@ func TestSeededRecordsAreRelated(t *testing.T) {
 	check("p:rel", employees, "employments")
 	check("p:rel", employees, "time_off_balances")
 	check("g:rel", kombo.Endpoint{Category: kombo.CategoryATS, Name: "candidates"}, "applications")
+}
+
+// The job filters of Kombo's ATS guide behave as Kombo documents them: statuses and job_codes
+// are comma-separated lists, post_url matches the field, name_contains a keyword of the name
+// whatever its case. Each answer is checked against the unfiltered list.
+func TestJobFiltersBehaveAsKombos(t *testing.T) {
+	emu, srv, _ := start(t, komboemu.Options{})
+	require.NoError(t, emu.CreateIntegration(komboemu.IntegrationSpec{ID: "g:jobs", Category: kombo.CategoryATS, Records: 400, Seed: 4}))
+	type job struct {
+		ID      string  `json:"id"`
+		Name    string  `json:"name"`
+		Status  string  `json:"status"`
+		JobCode *string `json:"job_code"`
+		PostURL *string `json:"post_url"`
+	}
+	list := func(query string) []job {
+		status, body := get(t, srv, "/v1/ats/jobs?page_size=250&"+query, "g:jobs")
+		require.Equal(t, http.StatusOK, status, "%s", body)
+		var page struct {
+			Data struct{ Results []job } `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(body, &page))
+		return page.Data.Results
+	}
+	ids := func(jobs []job, keep func(job) bool) []string {
+		out := []string{}
+		for _, j := range jobs {
+			if keep(j) {
+				out = append(out, j.ID)
+			}
+		}
+		return out
+	}
+	all := list("")
+	require.GreaterOrEqual(t, len(all), 5)
+	openOrClosed := ids(all, func(j job) bool { return j.Status == "OPEN" || j.Status == "CLOSED" })
+	require.NotEmpty(t, openOrClosed)
+	require.Equal(t, openOrClosed, ids(list("statuses=OPEN,CLOSED"), func(job) bool { return true }))
+	others := ids(all, func(j job) bool { return j.Status != "OPEN" && j.Status != "CLOSED" })
+	require.Equal(t, others, ids(list("statuses=DRAFT,ARCHIVED"), func(job) bool { return true }))
+	var withCode []job
+	for _, j := range all {
+		if j.JobCode != nil && *j.JobCode != "" && j.PostURL != nil && *j.PostURL != "" {
+			withCode = append(withCode, j)
+		}
+	}
+	require.GreaterOrEqual(t, len(withCode), 2, "jobs carry codes and posting URLs")
+	a, b := withCode[0], withCode[1]
+	require.Equal(t, []string{a.ID, b.ID}, ids(list("job_codes="+url.QueryEscape(*a.JobCode+","+*b.JobCode)), func(job) bool { return true }))
+	require.Equal(t, []string{b.ID}, ids(list("post_url="+url.QueryEscape(*b.PostURL)), func(job) bool { return true }))
+	word := strings.Fields(a.Name)[0]
+	require.Equal(t, ids(all, func(j job) bool { return strings.Contains(strings.ToLower(j.Name), strings.ToLower(word)) }),
+		ids(list("name_contains="+url.QueryEscape(strings.ToUpper(word))), func(job) bool { return true }))
 }
