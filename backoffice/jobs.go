@@ -252,10 +252,6 @@ func (a *API) putLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, appJob := mux.Vars(r)["integration_id"], mux.Vars(r)["app_job_id"]
-	if len(appJob) > 200 {
-		writeError(w, http.StatusBadRequest, "invalid", "app_job_id: at most 200 characters")
-		return
-	}
 	_, existedErr := a.store.JobLink(r.Context(), id, appJob)
 	l, err := a.store.LinkJob(r.Context(), id, appJob, req.Hints)
 	switch {

@@ -142,6 +142,7 @@ func TestJobRoutesRefuseBadInputAndWriteNothing(t *testing.T) {
 		// Text PostgreSQL cannot hold (a NUL byte) is bad input, not a server failure.
 		{"PUT", base + "/job-links/a", `{"hints": {"job_code": "ENG\u0000-1"}}`, token, 400, "invalid"},
 		{"PUT", base + "/job-links/a%00b", `{"hints": {"id": "j1"}}`, token, 400, "invalid"},
+		{"PUT", base + "/job-links/" + strings.Repeat("a", 201), `{"hints": {"id": "j1"}}`, token, 400, "invalid"},
 		{"POST", base + "/jobs/lookup", `{"hints": [{"title": "Engineer\u0000"}]}`, token, 400, "invalid"},
 		{"GET", base + "/jobs?q=%00", "", token, 400, "invalid"},
 		{"GET", base + "/job-links?cursor=%00", "", token, 400, "invalid"},

@@ -267,9 +267,6 @@ func (a *API) uiLink(w http.ResponseWriter, r *http.Request) {
 	case appJob == "":
 		a.showJobs(w, r, http.StatusBadRequest, "", "give the application's job id to link")
 		return
-	case len(appJob) > 200:
-		a.showJobs(w, r, http.StatusBadRequest, "", "the application's job id: at most 200 characters")
-		return
 	case h.Empty():
 		a.showJobs(w, r, http.StatusBadRequest, "", "give a job code, a URL or a title to match (or link from the jobs list)")
 		return

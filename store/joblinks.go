@@ -166,6 +166,9 @@ func checkText(what string, values ...string) error {
 	return nil
 }
 
+// MaxAppJobID bounds an application's job id.
+const MaxAppJobID = 200
+
 // DecidedByMatcher is the decided_by of a link kombosync's matcher confirmed (one exact key).
 const DecidedByMatcher = "kombosync"
 
@@ -199,6 +202,9 @@ func decide(l *JobLink, m JobMatch) {
 func (s *Store) LinkJob(ctx context.Context, integrationID, appJobID string, h JobHints) (JobLink, error) {
 	if strings.TrimSpace(appJobID) == "" || h.Empty() {
 		return JobLink{}, fmt.Errorf("%w: an application job id and at least one hint are required", ErrInvalid)
+	}
+	if len(appJobID) > MaxAppJobID {
+		return JobLink{}, fmt.Errorf("%w: the application job id: at most %d bytes", ErrInvalid, MaxAppJobID)
 	}
 	if err := checkText("the application job id", appJobID); err != nil {
 		return JobLink{}, err
