@@ -170,6 +170,7 @@ func TestJobRoutesRefuseBadInputAndWriteNothing(t *testing.T) {
 	status, body := c.do("GET", base+"/job-links/a", "", token)
 	require.Equal(t, 200, status)
 	require.Equal(t, "kombosync", body["decided_by"], "the refused decisions changed nothing")
+	require.NotEmpty(t, body["decided_at"], "when kombosync decided")
 }
 
 func repeatJoin(s string, n int) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
@@ -201,6 +202,9 @@ func (l linkResult) text(w io.Writer) {
 	}
 	if l.DecidedBy != "" {
 		fmt.Fprintf(w, ", decided by %s", l.DecidedBy)
+	}
+	if l.DecidedAt != nil {
+		fmt.Fprintf(w, " at %s", l.DecidedAt.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintln(w)
 	for _, p := range l.Proposals {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -153,6 +154,7 @@ type JobLink struct {
 	Hints         JobHints       `json:"hints"`
 	Proposals     []JobCandidate `json:"proposals"`
 	DecidedBy     string         `json:"decided_by,omitempty"`
+	DecidedAt     *time.Time     `json:"decided_at,omitempty"`
 }
 
 // checkText refuses text PostgreSQL cannot store or compare (a NUL byte, broken UTF-8): an input
@@ -223,23 +225,27 @@ func (s *Store) LinkJob(ctx context.Context, integrationID, appJobID string, h J
 	}
 	l := JobLink{IntegrationID: integrationID, AppJobID: appJobID, Hints: h}
 	decide(&l, m)
-	if err := s.saveLink(ctx, l, true); err != nil {
+	if err := s.saveLink(ctx, &l, true); err != nil {
 		return JobLink{}, err
 	}
 	return l, nil
 }
 
-func (s *Store) saveLink(ctx context.Context, l JobLink, insert bool) error {
+// saveLink writes the link and sets its DecidedAt (now, when someone decided; nil otherwise).
+func (s *Store) saveLink(ctx context.Context, l *JobLink, insert bool) error {
 	hints, _ := json.Marshal(l.Hints)
 	proposals, _ := json.Marshal(l.Proposals)
 	q := `insert into kombo.job_links (integration_id, app_job_id, kombo_job_id, state, method, score, hints, proposals, decided_by, decided_at)
-		values ($1, $2, nullif($3, ''), $4, nullif($5, ''), $6, $7, $8, nullif($9, ''), case when $9 <> '' then now() end)`
+		values ($1, $2, nullif($3, ''), $4, nullif($5, ''), $6, $7, $8, nullif($9, ''), case when $9 <> '' then now() end)
+		returning decided_at`
 	if !insert {
 		q = `update kombo.job_links set kombo_job_id = nullif($3, ''), state = $4, method = nullif($5, ''), score = $6, hints = $7,
 			proposals = $8, decided_by = nullif($9, ''), decided_at = case when $9 <> '' then now() end, updated_at = now()
-			where integration_id = $1 and app_job_id = $2`
+			where integration_id = $1 and app_job_id = $2
+			returning decided_at`
 	}
-	_, err := s.pool.Exec(ctx, q, l.IntegrationID, l.AppJobID, l.KomboJobID, l.State, l.Method, l.Score, hints, proposals, l.DecidedBy)
+	err := s.pool.QueryRow(ctx, q, l.IntegrationID, l.AppJobID, l.KomboJobID, l.State, l.Method, l.Score, hints, proposals, l.DecidedBy).
+		Scan(&l.DecidedAt)
 	if err != nil {
 		return fmt.Errorf("save job link %s in %s: %w", l.AppJobID, l.IntegrationID, err)
 	}
@@ -254,8 +260,8 @@ func (s *Store) JobLink(ctx context.Context, integrationID, appJobID string) (Jo
 	}
 	var hints, proposals []byte
 	err := s.pool.QueryRow(ctx, `select integration_id, app_job_id, coalesce(kombo_job_id, ''), state, coalesce(method, ''),
-		score::float8, hints, proposals, coalesce(decided_by, '') from kombo.job_links where integration_id = $1 and app_job_id = $2`,
-		integrationID, appJobID).Scan(&l.IntegrationID, &l.AppJobID, &l.KomboJobID, &l.State, &l.Method, &l.Score, &hints, &proposals, &l.DecidedBy)
+		score::float8, hints, proposals, coalesce(decided_by, ''), decided_at from kombo.job_links where integration_id = $1 and app_job_id = $2`,
+		integrationID, appJobID).Scan(&l.IntegrationID, &l.AppJobID, &l.KomboJobID, &l.State, &l.Method, &l.Score, &hints, &proposals, &l.DecidedBy, &l.DecidedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return l, fmt.Errorf("job link %s in %s: %w", appJobID, integrationID, ErrNotFound)
 	}
@@ -298,7 +304,7 @@ func (s *Store) ConfirmLink(ctx context.Context, integrationID, appJobID, komboJ
 		}
 	}
 	l.KomboJobID, l.State, l.DecidedBy = komboJobID, LinkConfirmed, by
-	return l, s.saveLink(ctx, l, false)
+	return l, s.saveLink(ctx, &l, false)
 }
 
 // LinkMethodPerson is the method of a link a person chose outside the proposals: recorded as a
@@ -318,7 +324,7 @@ func (s *Store) RejectLink(ctx context.Context, integrationID, appJobID, by stri
 		return l, err
 	}
 	l.State, l.DecidedBy = LinkRejected, by
-	return l, s.saveLink(ctx, l, false)
+	return l, s.saveLink(ctx, &l, false)
 }
 
 // DeleteLink forgets a link.
@@ -362,7 +368,7 @@ func (s *Store) RetryUnresolved(ctx context.Context, integrationID string) (int,
 		if l.State == LinkUnresolved {
 			continue
 		}
-		if err := s.saveLink(ctx, l, false); err != nil {
+		if err := s.saveLink(ctx, &l, false); err != nil {
 			return changed, err
 		}
 		changed++

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -196,6 +197,15 @@ func TestTitlesAreOnlyProposedUntilAPersonConfirms(t *testing.T) {
 	require.Equal(t, store.LinkConfirmed, c.State)
 	require.Equal(t, "j2", c.KomboJobID)
 	require.Equal(t, "ada", c.DecidedBy)
+	require.Nil(t, l.DecidedAt, "no one decided a proposal")
+	require.NotNil(t, c.DecidedAt, "when a person decided")
+	require.WithinDuration(t, time.Now(), *c.DecidedAt, time.Minute)
+	read, err := s.JobLink(ctx, "greenhouse:1", "app-1")
+	require.NoError(t, err)
+	require.Equal(t, c.DecidedAt.UTC(), read.DecidedAt.UTC(), "as stored")
+	views, err := s.ListLinks(ctx, "greenhouse:1", "", 10, false)
+	require.NoError(t, err)
+	require.Equal(t, c.DecidedAt.UTC(), views[0].DecidedAt.UTC())
 	r, err := s.RejectLink(ctx, "greenhouse:1", "app-1", "ada")
 	require.NoError(t, err)
 	require.Equal(t, store.LinkRejected, r.State)

@@ -157,7 +157,7 @@ func (s *Store) ListLinks(ctx context.Context, integrationID, after string, limi
 	}
 	rows, err := s.pool.Query(ctx, `
 		select l.integration_id, l.app_job_id, coalesce(l.kombo_job_id, ''), l.state, coalesce(l.method, ''), l.score::float8,
-			l.hints, l.proposals, coalesce(l.decided_by, ''), st.active, coalesce(st.reason, ''), coalesce(st.job_name, '')
+			l.hints, l.proposals, coalesce(l.decided_by, ''), l.decided_at, st.active, coalesce(st.reason, ''), coalesce(st.job_name, '')
 		from kombo.job_links l
 		join kombo.job_link_status st on st.integration_id = l.integration_id and st.app_job_id = l.app_job_id
 		where l.integration_id = $1 and l.app_job_id > $2
@@ -170,7 +170,7 @@ func (s *Store) ListLinks(ctx context.Context, integrationID, after string, limi
 		var v LinkView
 		var hints, proposals []byte
 		if err := row.Scan(&v.IntegrationID, &v.AppJobID, &v.KomboJobID, &v.State, &v.Method, &v.Score, &hints, &proposals,
-			&v.DecidedBy, &v.Active, &v.Reason, &v.JobName); err != nil {
+			&v.DecidedBy, &v.DecidedAt, &v.Active, &v.Reason, &v.JobName); err != nil {
 			return v, err
 		}
 		if err := json.Unmarshal(hints, &v.Hints); err != nil {
