@@ -143,19 +143,28 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// fail answers a store or manager error: 404, 400, or 500 (logged, not shown).
-func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+// classify is the one mapping of an error to an answer, for the API and the page: its status, code
+// and a message safe to show; 500 with no message for anything unexpected (the caller logs it).
+func classify(err error) (status int, code, message string) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, "not_found", err.Error())
+		return http.StatusNotFound, "not_found", err.Error()
 	case errors.Is(err, store.ErrConflict):
-		writeError(w, http.StatusConflict, "conflict", err.Error())
+		return http.StatusConflict, "conflict", strings.TrimPrefix(err.Error(), store.ErrConflict.Error()+": ")
 	case errors.Is(err, store.ErrInvalid):
-		writeError(w, http.StatusBadRequest, "invalid", strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": "))
-	default:
-		a.log.ErrorContext(r.Context(), "back-office request failed", "method", r.Method, "route", routeOf(r), "error", err)
-		writeError(w, http.StatusInternalServerError, "internal", "the request failed; the server's log says why")
+		return http.StatusBadRequest, "invalid", strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": ")
 	}
+	return http.StatusInternalServerError, "internal", ""
+}
+
+// fail answers a store or manager error (classify); a 500 is logged, its cause not shown.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, code, message := classify(err)
+	if status == http.StatusInternalServerError {
+		a.log.ErrorContext(r.Context(), "back-office request failed", "method", r.Method, "route", routeOf(r), "error", err)
+		message = "the request failed; the server's log says why"
+	}
+	writeError(w, status, code, message)
 }
 
 func routeOf(r *http.Request) string {

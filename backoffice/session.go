@@ -27,10 +27,14 @@ const (
 // tokenIndex is the index of the token among API_TOKENS, or -1: compared as SHA-256 digests in
 // constant time, whatever their lengths.
 func (a *API) tokenIndex(token string) int {
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return -1
+	}
+	sum := sha256.Sum256([]byte(token))
 	found := -1
 	for i, t := range a.tokens {
-		if subtle.ConstantTimeCompare(sum[:], t[:]) == 1 && token != "" {
+		if subtle.ConstantTimeCompare(sum[:], t[:]) == 1 {
 			found = i
 		}
 	}

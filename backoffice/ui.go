@@ -5,7 +5,6 @@ import (
 	"context"
 	"embed"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -180,10 +179,6 @@ func (a *API) jobsPage(w http.ResponseWriter, r *http.Request) {
 // showJobs renders the integration's page with a notice or an error (and its status).
 func (a *API) showJobs(w http.ResponseWriter, r *http.Request, status int, notice, failure string) {
 	ctx, id := r.Context(), mux.Vars(r)["integration_id"]
-	if err := a.store.IntegrationKnown(ctx, id); err != nil {
-		a.uiError(w, r, err)
-		return
-	}
 	in, found, err := a.store.Integration(ctx, id)
 	if err == nil && (!found || in.DeletedAt != nil) {
 		err = fmt.Errorf("integration %s: %w", id, store.ErrNotFound)
@@ -359,35 +354,30 @@ func consumeNotice(w http.ResponseWriter, r *http.Request) string {
 	return string(b)
 }
 
-// uiRefuse shows the page again with why a form was refused: 404, 409 or 400 as the API would.
+// uiRefuse shows the page again with why a form was refused (classify: 400, 404, 409).
 func (a *API) uiRefuse(w http.ResponseWriter, r *http.Request, err error) {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		a.showJobs(w, r, http.StatusNotFound, "", "not found: "+err.Error())
-	case errors.Is(err, store.ErrConflict):
-		a.showJobs(w, r, http.StatusConflict, "", strings.TrimPrefix(err.Error(), store.ErrConflict.Error()+": "))
-	case errors.Is(err, store.ErrInvalid):
-		a.showJobs(w, r, http.StatusBadRequest, "", strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": "))
-	default:
+	status, _, message := classify(err)
+	if status == http.StatusInternalServerError {
 		a.uiError(w, r, err)
+		return
 	}
+	a.showJobs(w, r, status, "", message)
 }
 
 type errorView struct {
 	User, Message string
 }
 
-// uiError is a page that could not be shown: 404 for an unknown integration, 400 for input
-// that is not text, 500 otherwise (logged, not shown).
+// uiError is a page that could not be shown (classify): 404 for an unknown integration, 400 for
+// input that is not text, 500 otherwise (logged, not shown).
 func (a *API) uiError(w http.ResponseWriter, r *http.Request, err error) {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		a.render(w, http.StatusNotFound, "error.html", errorView{User: nameOf(r), Message: "kombosync knows no such integration."})
-		return
-	case errors.Is(err, store.ErrInvalid):
-		a.render(w, http.StatusBadRequest, "error.html", errorView{User: nameOf(r), Message: strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": ")})
-		return
+	status, _, message := classify(err)
+	switch status {
+	case http.StatusNotFound:
+		message = "kombosync knows no such integration."
+	case http.StatusInternalServerError:
+		a.log.ErrorContext(r.Context(), "back-office page failed", "method", r.Method, "route", routeOf(r), "error", err)
+		message = "The page failed; the server's log says why."
 	}
-	a.log.ErrorContext(r.Context(), "back-office page failed", "method", r.Method, "route", routeOf(r), "error", err)
-	a.render(w, http.StatusInternalServerError, "error.html", errorView{User: nameOf(r), Message: "The page failed; the server's log says why."})
+	a.render(w, status, "error.html", errorView{User: nameOf(r), Message: message})
 }

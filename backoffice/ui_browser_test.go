@@ -21,13 +21,7 @@ import (
 // and in Postgres. With KOMBOSYNC_SCREENSHOTS=1 it refreshes the README's screenshot.
 func TestBackOfficePageInChromium(t *testing.T) {
 	t.Parallel()
-	exe, err := browser.Find(os.Getenv("CHROMIUM"))
-	if err != nil {
-		if os.Getenv("KOMBOSYNC_SKIP_BROWSER") == "1" {
-			t.Skip("KOMBOSYNC_SKIP_BROWSER=1:", err)
-		}
-		t.Fatalf("%v (or set KOMBOSYNC_SKIP_BROWSER=1 to skip the browser checks)", err)
-	}
+	exe := browser.ForTest(t)
 	c := newAPI(t)
 	seedJobsPage(c)
 	ctx, stop := browser.Start(t.Context(), exe, 1400, 900)

@@ -32,8 +32,12 @@ type Integration struct {
 	Attention *string
 }
 
-// Integration reads an integration; found is false when there is no row.
+// Integration reads an integration; found is false when there is no row; ErrInvalid for an id
+// that is not text (a NUL byte, broken UTF-8).
 func (s *Store) Integration(ctx context.Context, id string) (in Integration, found bool, err error) {
+	if err := checkText("the integration id", id); err != nil {
+		return Integration{}, false, err
+	}
 	var tool, category, syncState, lastSyncState *string
 	var firstSync string
 	err = s.pool.QueryRow(ctx, `

@@ -6,7 +6,9 @@ package browser
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"testing"
 
 	"github.com/chromedp/chromedp"
 )
@@ -22,6 +24,20 @@ func Find(path string) (string, error) {
 		}
 	}
 	return "", errors.New("no Chromium in PATH: apt-get install chromium")
+}
+
+// ForTest is the Chromium binary for a test (CHROMIUM, or found in PATH). Without one the test
+// fails and says how to get one, unless KOMBOSYNC_SKIP_BROWSER=1 skips it explicitly.
+func ForTest(t testing.TB) string {
+	t.Helper()
+	exe, err := Find(os.Getenv("CHROMIUM"))
+	if err != nil {
+		if os.Getenv("KOMBOSYNC_SKIP_BROWSER") == "1" {
+			t.Skip("KOMBOSYNC_SKIP_BROWSER=1:", err)
+		}
+		t.Fatalf("%v (or set KOMBOSYNC_SKIP_BROWSER=1 to skip the browser checks)", err)
+	}
+	return exe
 }
 
 // Start is a chromedp context on a new headless Chromium (exe) with a window of width × height;
