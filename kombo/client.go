@@ -187,9 +187,15 @@ func (c *Client) get(ctx context.Context, rawURL, integrationID string) ([]byte,
 // do sends one request (a JSON body when body is not nil) and returns the body of a 2xx
 // answer, as get describes. Every request, whatever its method, counts against the budget.
 func (c *Client) do(ctx context.Context, method, rawURL, integrationID string, body []byte) ([]byte, error) {
+	answer, _, err := c.doHeaders(ctx, method, rawURL, integrationID, body)
+	return answer, err
+}
+
+// doHeaders is do that also returns the answer's headers (nil without an answer).
+func (c *Client) doHeaders(ctx context.Context, method, rawURL, integrationID string, body []byte) ([]byte, http.Header, error) {
 	if c.pace != nil {
 		if err := c.pace(ctx); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	var reqBody io.Reader
@@ -198,7 +204,7 @@ func (c *Client) do(ctx context.Context, method, rawURL, integrationID string, b
 	}
 	req, err := http.NewRequestWithContext(ctx, method, rawURL, reqBody)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.apiKey)
 	req.Header.Set("Accept", "application/json")
@@ -212,25 +218,25 @@ func (c *Client) do(ctx context.Context, method, rawURL, integrationID string, b
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
-		return nil, &TransportError{Op: method + " " + req.URL.Path, Err: stripURL(err)}
+		return nil, nil, &TransportError{Op: method + " " + req.URL.Path, Err: stripURL(err)}
 	}
 	defer resp.Body.Close()
 	answer, err := readBody(resp)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, resp.Header, ctx.Err()
 		}
-		return nil, &TransportError{Op: "read " + req.URL.Path, Err: err}
+		return nil, resp.Header, &TransportError{Op: "read " + req.URL.Path, Err: err}
 	}
 	if len(answer) > maxPageBytes {
-		return nil, fmt.Errorf("kombo: answer of %s larger than %d bytes", req.URL.Path, maxPageBytes)
+		return nil, resp.Header, fmt.Errorf("kombo: answer of %s larger than %d bytes", req.URL.Path, maxPageBytes)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, parseAPIError(resp, answer, c.now())
+		return nil, resp.Header, parseAPIError(resp, answer, c.now())
 	}
-	return answer, nil
+	return answer, resp.Header, nil
 }
 
 // readBody reads an answer of at most maxPageBytes+1 bytes. With a Content-Length, into one

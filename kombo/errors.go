@@ -95,6 +95,9 @@ type APIError struct {
 	Class      ErrorClass
 	// RetryAfter is the Retry-After header's delay, when Kombo sent one.
 	RetryAfter time.Duration
+	// ConcurrencyLimit and ConcurrencyRemaining are the integration's concurrency headers of a
+	// write's answer (-1 when absent).
+	ConcurrencyLimit, ConcurrencyRemaining int
 	// CursorRejected: the request carried a cursor and was rejected as invalid input, so the
 	// cursor has expired or is unknown; restart the pass from the beginning.
 	CursorRejected bool
@@ -198,6 +201,7 @@ func parseAPIError(resp *http.Response, body []byte, now time.Time) *APIError {
 	}
 	e.Class = classify(e.StatusCode, e.Code, e.Message)
 	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	e.ConcurrencyLimit, e.ConcurrencyRemaining = headerInt(resp.Header, "Concurrency-Limit"), headerInt(resp.Header, "Concurrency-Remaining")
 	return e
 }
 

@@ -24,6 +24,11 @@ import (
 //	DELETE /_emulator/integrations/{id}
 //	GET    /_emulator/integrations/{id}/truth?endpoint=hris/employees
 //	PUT    /_emulator/faults                             Faults as JSON; {"queue": ["drop", …]} queues
+//	PUT    /_emulator/write-faults                       {"reset_after_commit": 0.1, "hold_after_commit": 0.1, "fail_before_commit": 0.1,
+//	                                                     "hold_for": "30s", "read_lag": "2s", "concurrency_cap": 5, "latency": "50ms"};
+//	                                                     {"queue": ["reset-after-commit", …]} queues
+//	GET    /_emulator/writes                             write counts (WriteStats)
+//	GET    /_emulator/integrations/{id}/applications     the ATS's applications with their candidate's email
 //	POST   /_emulator/cursors/expire
 //	GET    /_emulator/webhooks                           deliveries so far
 func (e *Emulator) controlRoutes(mux *http.ServeMux) {
@@ -38,6 +43,16 @@ func (e *Emulator) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /_emulator/integrations/{id}", c.simple(e.DeleteIntegration))
 	mux.HandleFunc("GET /_emulator/integrations/{id}/truth", c.truth)
 	mux.HandleFunc("PUT /_emulator/faults", c.setFaults)
+	mux.HandleFunc("PUT /_emulator/write-faults", c.setWriteFaults)
+	mux.HandleFunc("GET /_emulator/writes", func(w http.ResponseWriter, _ *http.Request) { reply(w, e.WriteStats()) })
+	mux.HandleFunc("GET /_emulator/integrations/{id}/applications", func(w http.ResponseWriter, r *http.Request) {
+		apps, err := e.Applications(r.PathValue("id"))
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, apps)
+	})
 	mux.HandleFunc("POST /_emulator/cursors/expire", func(w http.ResponseWriter, _ *http.Request) { e.ExpireCursors(); reply(w, "ok") })
 	mux.HandleFunc("GET /_emulator/webhooks", func(w http.ResponseWriter, _ *http.Request) { reply(w, e.Deliveries()) })
 }
@@ -257,5 +272,31 @@ func (c *control) setFaults(w http.ResponseWriter, r *http.Request) {
 	}
 	c.e.SetFaults(Faults{ErrorRate: in.ErrorRate, RateLimitRate: in.RateLimitRate, RetryAfter: in.RetryAfter.D, DropRate: in.DropRate,
 		Latency: in.Latency.D, Webhooks: WebhookFaults{LossRate: in.WebhookLoss, DuplicateRate: in.WebhookDup, MaxReorder: in.WebhookDelay.D}})
+	reply(w, "ok")
+}
+
+func (c *control) setWriteFaults(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		ResetAfterCommit float64      `json:"reset_after_commit"`
+		HoldAfterCommit  float64      `json:"hold_after_commit"`
+		FailBeforeCommit float64      `json:"fail_before_commit"`
+		HoldFor          Duration     `json:"hold_for"`
+		ReadLag          Duration     `json:"read_lag"`
+		ConcurrencyCap   int          `json:"concurrency_cap"`
+		Latency          Duration     `json:"latency"`
+		Queue            []WriteFault `json:"queue"`
+	}
+	if err := decode(r, &in); err != nil {
+		fail(w, err)
+		return
+	}
+	if len(in.Queue) > 0 {
+		c.e.QueueWriteFaults(in.Queue...)
+		reply(w, "ok")
+		return
+	}
+	c.e.SetWriteFaults(WriteFaults{ResetAfterCommit: in.ResetAfterCommit, HoldAfterCommit: in.HoldAfterCommit,
+		FailBeforeCommit: in.FailBeforeCommit, HoldFor: in.HoldFor.D, ReadLag: in.ReadLag.D, ConcurrencyCap: in.ConcurrencyCap,
+		Latency: in.Latency.D})
 	reply(w, "ok")
 }

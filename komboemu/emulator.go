@@ -56,6 +56,11 @@ type Emulator struct {
 	inFlight     int         // API requests being answered
 	maxInFlight  int
 
+	writeFaults   WriteFaults
+	writeQueue    []WriteFault
+	writeInFlight map[string]int // per integration: writes being answered
+	writeStats    WriteStats
+
 	hooks *webhookSender
 }
 
@@ -64,7 +69,7 @@ func New(opts Options) *Emulator {
 	if opts.Retention == 0 {
 		opts.Retention = 14 * 24 * time.Hour
 	}
-	e := &Emulator{opts: opts, now: opts.Now, log: opts.Logger, integrations: map[string]*integration{},
+	e := &Emulator{opts: opts, now: opts.Now, log: opts.Logger, integrations: map[string]*integration{}, writeInFlight: map[string]int{},
 		rng: rand.New(rand.NewPCG(opts.Seed, 0x6b6f6d626f))}
 	if e.now == nil {
 		e.now = time.Now

@@ -70,6 +70,14 @@ func (i *integration) insert(endpoint string, r *record, now time.Time) {
 	r.seq = i.seq
 	r.changedAt, r.touchedAt = now, now
 	i.tables[endpoint].add(r)
+	if endpoint == "applications" {
+		if c := i.get("candidates", strOf(r.fields["candidate_id"])); c != nil {
+			if c.appliedTo == nil {
+				c.appliedTo = map[string]bool{}
+			}
+			c.appliedTo[strOf(r.fields["job_id"])] = true
+		}
+	}
 	for _, rel := range relations {
 		if rel.child == endpoint && rel.kind == childRef {
 			parentID, _ := r.fields[rel.field].(string)

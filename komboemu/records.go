@@ -24,6 +24,10 @@ type record struct {
 	// sent twice in their page (MessDuplicate).
 	broken     []byte
 	duplicated bool
+	// hiddenUntil: a record a write created is not read before then (WriteFaults.ReadLag).
+	hiddenUntil time.Time
+	// appliedTo (candidates): the jobs the candidate has applications to, for the job_ids filter.
+	appliedTo map[string]bool
 }
 
 // table holds one endpoint's records in creation order (the pagination order).

@@ -23,6 +23,7 @@ func (e *Emulator) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/{category}/{endpoint}", e.counted(e.serveList))
 	mux.HandleFunc("GET /v1/integrations/{integration_id}", e.counted(e.serveIntegration))
 	mux.HandleFunc("POST /v1/force-sync", e.counted(e.serveForceSync))
+	e.writeRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	e.controlRoutes(mux)
 	return mux
@@ -120,6 +121,7 @@ type listRequest struct {
 	filters        map[string][]string // implemented endpoint filters
 	unsupported    bool                // a filter this endpoint cannot apply
 	queryHash      uint64              // of every parameter but the cursor
+	now            time.Time           // records a write created are hidden until their read lag passed
 }
 
 func (e *Emulator) serveList(w http.ResponseWriter, r *http.Request) {
@@ -244,7 +246,8 @@ func invalid(format string, args ...any) *apiError {
 
 func (e *Emulator) parseList(r *http.Request, i *integration, name string) (*listRequest, *apiError) {
 	q := r.URL.Query()
-	req := &listRequest{integration: i, endpoint: name, spec: specByName(i.category, name), pageSize: 100, filters: map[string][]string{}}
+	req := &listRequest{integration: i, endpoint: name, spec: specByName(i.category, name), pageSize: 100, filters: map[string][]string{},
+		now: e.now()}
 	if v := q.Get("page_size"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > kombo.MaxPageSize {
@@ -363,6 +366,9 @@ func (e *Emulator) page(req *listRequest) ([]byte, *apiError) {
 }
 
 func (req *listRequest) matches(r *record) bool {
+	if req.now.Before(r.hiddenUntil) {
+		return false
+	}
 	if r.remoteDeletedAt != nil && !req.includeDeleted {
 		return false
 	}

@@ -450,6 +450,7 @@ func allSpecs() []spec {
 				}, noRemoteData)
 			},
 			update: func(g *generator, _ *integration, r *record) { r.fields["title"] = g.pick(jobTitles...) },
+			filters: candidateFilters,
 			nest: func(i *integration, r *record, out map[string]any) {
 				apps := []map[string]any{}
 				for _, a := range i.childrenOf("applications", "candidate_id", r.id) {
