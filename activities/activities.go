@@ -9,6 +9,9 @@
 //     and the weekly reconciliation's listing and signalling;
 //   - retention.go: the daily retention run's steps (field policy, tombstones, change values,
 //     inbox), in batches that commit their counts with their work;
+//   - actions.go: ExecuteAction, LookUpAction and GiveUpAction, the writes to Kombo (applications,
+//     stages, rejections, notes, attachments), each recorded before it is sent and looked for at
+//     Kombo before it is sent again;
 //   - heartbeat.go: heartbeating while a long statement runs; metrics.go: Prometheus metrics.
 //
 // See docs/ARCHITECTURE.md, section 3.
@@ -30,6 +33,7 @@ type Activities struct {
 	Retention  Retention
 	Reconciler Reconciler
 	Outbound   Outbound // outbound webhooks; no Client: this worker delivers none
+	Actions    Actions  // writes to Kombo (actions.go)
 	Metrics    *Metrics // nil: no metrics
 }
 

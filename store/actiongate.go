@@ -185,6 +185,14 @@ func (s *Store) ReleaseActionSlot(ctx context.Context, integrationID string, slo
 	return err
 }
 
+// LeaseActionSlot extends the holder's lease of a slot to now + lease (after an attempt whose
+// answer never came: Kombo may still count it in flight).
+func (s *Store) LeaseActionSlot(ctx context.Context, integrationID string, slot int, holder string, lease time.Duration) error {
+	_, err := s.pool.Exec(ctx, `update kombo.action_slots set lease_until = clock_timestamp() + $4::interval
+		where integration_id = $1 and slot = $2 and holder = $3`, integrationID, slot, holder, lease)
+	return err
+}
+
 // HeldActionSlots counts the integration's slots under lease now.
 func (s *Store) HeldActionSlots(ctx context.Context, integrationID string) (int, error) {
 	var n int

@@ -360,10 +360,11 @@ func (s *Store) FinishAction(ctx context.Context, id string, o ActionOutcome) (f
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var ev ActionEvent
 		var res []byte
-		err := tx.QueryRow(ctx, `update kombo.actions set state = $2, result = coalesce($3, result), error = $4, in_doubt_since = null,
+		err := tx.QueryRow(ctx, `update kombo.actions set state = $2, result = coalesce($3, result), error = $4,
+				in_doubt_since = case when $2 = 'failed' then in_doubt_since end, -- a failure may leave the outcome unknown: a retry looks first
 				finished_at = clock_timestamp(), updated_at = clock_timestamp()
 			where id = $1 and state in ('pending', 'running')
-			returning id, kind, integration_id, idempotency_key, state, attempts, result`, id, o.State, result, errJSON).
+			returning id, kind, integration_id, idempotency_key, state, attempts, result - 'warnings'`, id, o.State, result, errJSON).
 			Scan(&ev.ActionID, &ev.Kind, &ev.IntegrationID, &ev.IdempotencyKey, &ev.State, &ev.Attempts, &res)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil

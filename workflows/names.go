@@ -78,6 +78,7 @@ func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(Reconcile, workflow.RegisterOptions{Name: ReconcileType})
 	r.RegisterWorkflowWithOptions(Retention, workflow.RegisterOptions{Name: RetentionType})
 	r.RegisterWorkflowWithOptions(SubscriptionDelivery, workflow.RegisterOptions{Name: SubscriptionDeliveryType})
+	r.RegisterWorkflowWithOptions(Action, workflow.RegisterOptions{Name: ActionType})
 }
 
 // StartOptions are the options every starter of an integration's workflow uses (the gateway's
