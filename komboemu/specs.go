@@ -449,7 +449,7 @@ func allSpecs() []spec {
 					"remote_created_at": g.day(1500), "remote_updated_at": nil, "_tag_ids": g.pickIDs(i, "tags", g.intn(3)),
 				}, noRemoteData)
 			},
-			update: func(g *generator, _ *integration, r *record) { r.fields["title"] = g.pick(jobTitles...) },
+			update:  func(g *generator, _ *integration, r *record) { r.fields["title"] = g.pick(jobTitles...) },
 			filters: candidateFilters,
 			nest: func(i *integration, r *record, out map[string]any) {
 				apps := []map[string]any{}

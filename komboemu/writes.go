@@ -47,11 +47,11 @@ type WriteFaults struct {
 type WriteFault string
 
 const (
-	WriteResetAfterCommit   WriteFault = "reset-after-commit"
-	WriteHoldAfterCommit    WriteFault = "hold-after-commit"
-	WriteFailBeforeCommit   WriteFault = "fail-before-commit"        // 500 PLATFORM.UNKNOWN_ERROR
-	WriteUnavailable        WriteFault = "unavailable-before-commit" // 503 REMOTE.SERVICE_UNAVAILABLE
-	WriteTimedOutAfterCommit WriteFault = "timed-out-after-commit" // 504 PLATFORM.TASK_TIMED_OUT although the remote finished
+	WriteResetAfterCommit    WriteFault = "reset-after-commit"
+	WriteHoldAfterCommit     WriteFault = "hold-after-commit"
+	WriteFailBeforeCommit    WriteFault = "fail-before-commit"        // 500 PLATFORM.UNKNOWN_ERROR
+	WriteUnavailable         WriteFault = "unavailable-before-commit" // 503 REMOTE.SERVICE_UNAVAILABLE
+	WriteTimedOutAfterCommit WriteFault = "timed-out-after-commit"    // 504 PLATFORM.TASK_TIMED_OUT although the remote finished
 )
 
 // defaultConcurrencyCap is Kombo's documented limit of actions in flight per integration.
@@ -614,7 +614,9 @@ var candidateFilters = map[string]func(*record, []string) bool{
 		}
 		return false
 	},
-	"job_ids":    func(r *record, values []string) bool { return slices.ContainsFunc(values, func(v string) bool { return r.appliedTo[v] }) },
+	"job_ids": func(r *record, values []string) bool {
+		return slices.ContainsFunc(values, func(v string) bool { return r.appliedTo[v] })
+	},
 	"first_name": fieldIn("first_name"),
 	"last_name":  fieldIn("last_name"),
 }
