@@ -17,6 +17,7 @@ type Retention struct {
 	DeletedRecords time.Duration // DELETED_RECORD_RETENTION
 	ChangeValues   time.Duration // CHANGE_VALUES_RETENTION
 	WebhookEvents  time.Duration // WEBHOOK_EVENTS_RETENTION
+	ActionPayloads time.Duration // ACTION_PAYLOAD_RETENTION
 	BatchSize      int           // RETENTION_BATCH_SIZE: rows per transaction
 	BatchPause     time.Duration // RETENTION_BATCH_PAUSE: between two batches
 }
@@ -40,7 +41,8 @@ func (a *Activities) FinishRetention(ctx context.Context, runID string) (store.R
 	if err == nil {
 		activity.GetLogger(ctx).Info("retention run finished", "run_id", runID, "policy_rows", c.PolicyRows,
 			"policy_changes", c.PolicyChanges, "tombstoned", c.Tombstoned, "changes_redacted", c.ChangesRedacted,
-			"webhooks_deleted", c.WebhooksDeleted, "deliveries_deleted", c.DeliveriesDeleted)
+			"webhooks_deleted", c.WebhooksDeleted, "deliveries_deleted", c.DeliveriesDeleted,
+			"action_payloads_removed", c.ActionPayloadsRemoved)
 	}
 	return c, err
 }
@@ -124,6 +126,8 @@ func (a *Activities) RetainStep(ctx context.Context, in RetainStepInput) (Retain
 		keep = a.Retention.ChangeValues
 	case store.RetainWebhooks:
 		keep = a.Retention.WebhookEvents
+	case store.RetainActionPayloads:
+		keep = a.Retention.ActionPayloads
 	default:
 		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("unknown retention step %q", in.Step), ErrInvalidInput, nil)
 	}

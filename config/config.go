@@ -70,6 +70,7 @@ const (
 	PartPrivacy
 	PartOutbound
 	PartAPI
+	PartActions
 )
 
 // Config is the whole configuration. A program only reads the fields of the parts it registered.
@@ -118,6 +119,7 @@ type Config struct {
 	Privacy  Privacy
 	Outbound Outbound
 	API      API
+	Actions  Actions
 
 	MetricsListenAddr string
 
@@ -162,6 +164,9 @@ func (c *Config) LogValue() slog.Value {
 	}
 	if c.parts&PartOutbound != 0 {
 		attrs = append(attrs, c.Outbound.logAttrs())
+	}
+	if c.parts&PartActions != 0 {
+		attrs = append(attrs, c.Actions.logAttrs())
 	}
 	if c.parts&PartAPI != 0 {
 		attrs = append(attrs, slog.String("api_listen_addr", c.API.ListenAddr), slog.Int("api_tokens", len(c.API.Tokens)))
@@ -236,6 +241,9 @@ func Register(fs *flag.FlagSet, parts Part) *Config {
 	}
 	if parts&PartAPI != 0 {
 		registerAPI(fs, c)
+	}
+	if parts&PartActions != 0 {
+		registerActions(fs, c)
 	}
 	if parts&PartMetrics != 0 {
 		c.MetricsListenAddr = DefaultMetricsListenAddr
@@ -372,6 +380,11 @@ func (c *Config) Validate() error {
 	}
 	if c.parts&PartAPI != 0 {
 		if err := c.API.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.parts&PartActions != 0 {
+		if err := c.Actions.validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -182,7 +182,7 @@ func TestEnvExampleDocumentsEveryVariable(t *testing.T) {
 			documented = append(documented, name)
 		}
 	}
-	want := config.EnvVars(all | config.PartOutbound | config.PartAPI)
+	want := config.EnvVars(all | config.PartOutbound | config.PartAPI | config.PartActions)
 	slices.Sort(want)
 	slices.Sort(documented)
 	require.Equal(t, want, slices.Compact(documented))

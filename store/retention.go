@@ -16,6 +16,10 @@ const (
 	RetainDeleted   = "deleted-records" // deleted records become tombstones
 	RetainChanges   = "change-values"   // old change rows' values are redacted
 	RetainWebhooks  = "webhook-events"  // old signaled webhooks leave the inbox
+	// RetainActionPayloads: finished actions' requests (candidate data, attachments) are removed.
+	// A step of runs since the workflow version retention-action-payloads (not in RetentionSteps,
+	// which older runs replay).
+	RetainActionPayloads = "action-payloads"
 	redactedPairSQL = `'["[redacted]", "[redacted]"]'::jsonb`
 )
 
@@ -31,17 +35,21 @@ type RetentionCounts struct {
 	WebhooksDeleted int64 `json:"webhooks_deleted"`
 	// DeliveriesDeleted: outbound deliveries delivered before the webhooks' cutoff.
 	DeliveriesDeleted int64 `json:"deliveries_deleted"`
+	// ActionPayloadsRemoved: finished actions whose request was removed.
+	ActionPayloadsRemoved int64 `json:"action_payloads_removed"`
 }
 
 // Add sums counts.
 func (c RetentionCounts) Add(o RetentionCounts) RetentionCounts {
 	return RetentionCounts{c.PolicyRows + o.PolicyRows, c.PolicyChanges + o.PolicyChanges, c.Tombstoned + o.Tombstoned,
-		c.ChangesRedacted + o.ChangesRedacted, c.WebhooksDeleted + o.WebhooksDeleted, c.DeliveriesDeleted + o.DeliveriesDeleted}
+		c.ChangesRedacted + o.ChangesRedacted, c.WebhooksDeleted + o.WebhooksDeleted, c.DeliveriesDeleted + o.DeliveriesDeleted,
+		c.ActionPayloadsRemoved + o.ActionPayloadsRemoved}
 }
 
 // Total is every row the counts name.
 func (c RetentionCounts) Total() int64 {
-	return c.PolicyRows + c.PolicyChanges + c.Tombstoned + c.ChangesRedacted + c.WebhooksDeleted + c.DeliveriesDeleted
+	return c.PolicyRows + c.PolicyChanges + c.Tombstoned + c.ChangesRedacted + c.WebhooksDeleted + c.DeliveriesDeleted +
+		c.ActionPayloadsRemoved
 }
 
 // StartRetentionRun records a retention run (again, harmlessly, on a retried start).
@@ -57,8 +65,8 @@ func (s *Store) StartRetentionRun(ctx context.Context, runID string) error {
 func (s *Store) FinishRetentionRun(ctx context.Context, runID string) (RetentionCounts, error) {
 	var c RetentionCounts
 	err := s.pool.QueryRow(ctx, `update kombo.retention_runs set finished_at = coalesce(finished_at, now()) where id = $1
-		returning policy_rows, policy_changes, tombstoned, changes_redacted, webhooks_deleted, deliveries_deleted`, runID).
-		Scan(&c.PolicyRows, &c.PolicyChanges, &c.Tombstoned, &c.ChangesRedacted, &c.WebhooksDeleted, &c.DeliveriesDeleted)
+		returning policy_rows, policy_changes, tombstoned, changes_redacted, webhooks_deleted, deliveries_deleted, action_payloads_removed`, runID).
+		Scan(&c.PolicyRows, &c.PolicyChanges, &c.Tombstoned, &c.ChangesRedacted, &c.WebhooksDeleted, &c.DeliveriesDeleted, &c.ActionPayloadsRemoved)
 	if err != nil {
 		return c, fmt.Errorf("finish retention run %s: %w", runID, err)
 	}
@@ -76,14 +84,14 @@ type RetentionRun struct {
 // RetentionRuns are the latest runs, newest first.
 func (s *Store) RetentionRuns(ctx context.Context, limit int) ([]RetentionRun, error) {
 	rows, err := s.pool.Query(ctx, `select id, started_at, finished_at, policy_rows, policy_changes, tombstoned,
-		changes_redacted, webhooks_deleted, deliveries_deleted from kombo.retention_runs order by started_at desc limit $1`, limit)
+		changes_redacted, webhooks_deleted, deliveries_deleted, action_payloads_removed from kombo.retention_runs order by started_at desc limit $1`, limit)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (RetentionRun, error) {
 		var r RetentionRun
 		err := row.Scan(&r.ID, &r.StartedAt, &r.FinishedAt, &r.PolicyRows, &r.PolicyChanges, &r.Tombstoned,
-			&r.ChangesRedacted, &r.WebhooksDeleted, &r.DeliveriesDeleted)
+			&r.ChangesRedacted, &r.WebhooksDeleted, &r.DeliveriesDeleted, &r.ActionPayloadsRemoved)
 		return r, err
 	})
 }
@@ -174,6 +182,10 @@ var ErrNoRetentionRun = errors.New("retention run not started")
 // counts in the same transaction: a crash loses or repeats nothing. It returns the counts of the
 // batch; fewer rows than limit means the step is done.
 func (s *Store) RetainBatch(ctx context.Context, runID, step string, cutoff time.Time, limit int) (RetentionCounts, int, error) {
+	if step == RetainActionPayloads {
+		n, err := s.RetainActionPayloads(ctx, runID, cutoff, limit)
+		return RetentionCounts{ActionPayloadsRemoved: n}, int(n), err
+	}
 	var sql string
 	switch step {
 	case RetainDeleted:

@@ -36,7 +36,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := config.Register(fs, config.PartDatabase|config.PartTemporal|config.PartKomboAPI|
-		config.PartSync|config.PartMetrics|config.PartLog|config.PartPrivacy|config.PartOutbound)
+		config.PartSync|config.PartMetrics|config.PartLog|config.PartPrivacy|config.PartOutbound|config.PartActions)
 	if err := cfg.Parse(fs, args); err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		pace = func(ctx context.Context) error { return st.Pace(ctx, store.PaceBudget, interval) }
 	}
 	kc, err := kombo.New(kombo.Options{BaseURL: cfg.KomboBaseURL, APIKey: cfg.KomboAPIKey.Reveal(), UserAgent: "kombosync-worker",
-		HTTPClient: &http.Client{Timeout: time.Minute, Transport: metrics.Transport(nil)}, Pace: pace})
+		HTTPClient: &http.Client{Timeout: max(time.Minute, cfg.Actions.Timeout), Transport: metrics.Transport(nil)}, Pace: pace})
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		SweepMaxShare: cfg.SweepMaxShare, DeletedRetention: cfg.DeletedRetention, StateProbeInterval: cfg.StateProbeInterval,
 	}, Retention: activities.Retention{DeletedRecords: cfg.Privacy.DeletedRecordRetention, ChangeValues: cfg.Privacy.ChangeValuesRetention,
 		WebhookEvents: cfg.Privacy.WebhookEventsRetention, BatchSize: cfg.Privacy.RetentionBatchSize,
-		BatchPause: cfg.Privacy.RetentionBatchPause,
+		BatchPause: cfg.Privacy.RetentionBatchPause, ActionPayloads: cfg.Actions.PayloadRetention,
+	}, Actions: activities.Actions{
+		MaxInFlight: cfg.Actions.MaxInFlight, Timeout: cfg.Actions.Timeout, LookupWindow: cfg.Actions.LookupWindow,
+		RequestSync: func(ctx context.Context, integrationID string, endpoints []string, reason string) error {
+			return workflows.SignalWithStart(ctx, tc, cfg.TaskQueue, integrationID, "", "", workflows.SignalSyncNow,
+				workflows.SyncNowRequest{Endpoints: endpoints, Reason: reason})
+		},
 	}, Outbound: activities.Outbound{
 		Client: outbound.NewClient(outbound.Options{AllowHTTP: cfg.Outbound.AllowHTTP, AllowPrivate: cfg.Outbound.AllowPrivate,
 			Timeout: cfg.Outbound.Timeout}),

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -25,7 +26,8 @@ type RetentionStatus struct {
 
 // Retention is the daily retention run the kombo-daily-retention schedule launches (or `starter
 // retention run`): it brings stored rows to a changed field policy, reduces deleted records to
-// tombstones, redacts old change values and empties the inbox of old webhooks, in that order,
+// tombstones, redacts old change values, empties the inbox of old webhooks and (since version
+// retention-action-payloads) removes finished actions' requests, in that order,
 // each step in batches whose counts Postgres records with their work (kombo.retention_runs).
 // Its history holds counts only, never a record's content.
 func Retention(ctx workflow.Context, in RetentionInput) (store.RetentionCounts, error) {
@@ -41,7 +43,11 @@ func Retention(ctx workflow.Context, in RetentionInput) (store.RetentionCounts, 
 	if err := workflow.ExecuteActivity(sctx, acts.StartRetention, runID).Get(ctx, &plan); err != nil {
 		return store.RetentionCounts{}, err
 	}
-	for _, step := range store.RetentionSteps {
+	steps := store.RetentionSteps
+	if workflow.GetVersion(ctx, "retention-action-payloads", workflow.DefaultVersion, 1) >= 1 {
+		steps = append(slices.Clone(steps), store.RetainActionPayloads)
+	}
+	for _, step := range steps {
 		status.Step = step
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: 10 * time.Minute,

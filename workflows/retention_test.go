@@ -47,5 +47,5 @@ func TestRetentionRunsEveryStepToTheEnd(t *testing.T) {
 	require.NoError(t, env.GetWorkflowResult(&got))
 	require.Equal(t, final, got)
 	require.Equal(t, []string{store.RetainPolicy, store.RetainDeleted, store.RetainDeleted, store.RetainDeleted,
-		store.RetainChanges, store.RetainWebhooks}, calls)
+		store.RetainChanges, store.RetainWebhooks, store.RetainActionPayloads}, calls)
 }
