@@ -40,7 +40,10 @@ type Options struct {
 	// integration's workflow to sync ats/jobs (sync-now).
 	Kombo    *kombo.Client
 	SyncJobs func(ctx context.Context, integrationID string) error
-	Healthz  http.Handler // optional probes
+	// StartAction starts an action's workflow (workflows.StartAction); actions are stored but
+	// left to the relay when nil.
+	StartAction func(ctx context.Context, actionID, kind, integrationID string) error
+	Healthz     http.Handler // optional probes
 	Readyz   http.Handler
 	Metrics  http.Handler
 }
@@ -54,6 +57,8 @@ type API struct {
 	kombo  *kombo.Client
 	sync   func(ctx context.Context, integrationID string) error
 	router *mux.Router
+
+	startWorkflow func(ctx context.Context, actionID, kind, integrationID string) error
 }
 
 // New builds the handler.
@@ -64,7 +69,7 @@ func New(o Options) (*API, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{log: o.Logger, subs: o.Subscriptions, kombo: o.Kombo, sync: o.SyncJobs}
+	a := &API{log: o.Logger, subs: o.Subscriptions, kombo: o.Kombo, sync: o.SyncJobs, startWorkflow: o.StartAction}
 	if o.Subscriptions != nil {
 		a.store = o.Subscriptions.Store
 	}
@@ -128,12 +133,17 @@ type errorBody struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		Reason  string `json:"reason,omitempty"` // job_not_open: the synced job's reason
 	} `json:"error"`
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string) {
+	writeErrorReason(w, status, code, message, "")
+}
+
+func writeErrorReason(w http.ResponseWriter, status int, code, message, reason string) {
 	var b errorBody
-	b.Error.Code, b.Error.Message = code, message
+	b.Error.Code, b.Error.Message, b.Error.Reason = code, message, reason
 	writeJSON(w, status, b)
 }
 

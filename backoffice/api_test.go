@@ -39,12 +39,19 @@ type apiClient struct {
 	pool   *pgxpool.Pool
 	mu     sync.Mutex
 	woken  []string // "id now reason"
+	api    *backoffice.API
 }
 
 func newAPI(t *testing.T) *apiClient { return newAPIWith(t, nil, nil) }
 
 // newAPIWith is newAPI with a Kombo client for live lookups and what asks for a sync.
 func newAPIWith(t *testing.T, kc *kombo.Client, syncJobs func(context.Context, string) error) *apiClient {
+	return newAPIFull(t, kc, syncJobs, nil)
+}
+
+// newAPIFull is newAPIWith with what starts an action's workflow.
+func newAPIFull(t *testing.T, kc *kombo.Client, syncJobs func(context.Context, string) error,
+	startAction func(ctx context.Context, actionID, kind, integrationID string) error) *apiClient {
 	t.Helper()
 	pool, err := pgxpool.New(t.Context(), testenv.Database(t))
 	require.NoError(t, err)
@@ -57,8 +64,9 @@ func newAPIWith(t *testing.T, kc *kombo.Client, syncJobs func(context.Context, s
 				defer c.mu.Unlock()
 				c.woken = append(c.woken, id+" "+map[bool]string{true: "now", false: "later"}[now]+" "+reason)
 				return nil
-			}}, Kombo: kc, SyncJobs: syncJobs})
+			}}, Kombo: kc, SyncJobs: syncJobs, StartAction: startAction})
 	require.NoError(t, err)
+	c.api = api
 	c.srv = httptest.NewServer(api)
 	t.Cleanup(c.srv.Close)
 
@@ -75,6 +83,12 @@ func newAPIWith(t *testing.T, kc *kombo.Client, syncJobs func(context.Context, s
 // the status and the decoded body, after checking the answer against the document.
 func (c *apiClient) do(method, path, body, tok string) (int, map[string]any) {
 	c.t.Helper()
+	return c.doWith(method, path, body, tok, nil)
+}
+
+// doWith is do with extra request headers.
+func (c *apiClient) doWith(method, path, body, tok string, headers map[string]string) (int, map[string]any) {
+	c.t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -86,6 +100,9 @@ func (c *apiClient) do(method, path, body, tok string) (int, map[string]any) {
 	}
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := c.srv.Client().Do(req)
 	require.NoError(c.t, err)

@@ -27,6 +27,7 @@ func (a *API) mountJobs(v1 *mux.Router) {
 	r.HandleFunc("/job-links/{app_job_id}", a.deleteLink).Methods(http.MethodDelete)
 	r.HandleFunc("/job-links/{app_job_id}/confirm", a.confirmLink).Methods(http.MethodPost)
 	r.HandleFunc("/job-links/{app_job_id}/reject", a.rejectLink).Methods(http.MethodPost)
+	a.mountActions(r)
 }
 
 func (a *API) knownIntegration(next http.Handler) http.Handler {

@@ -19,11 +19,17 @@ import (
 // syncJobs writes ats/jobs rows of an integration as a fetch would.
 func (c *apiClient) syncJobs(integrationID string, jobs ...map[string]any) {
 	c.t.Helper()
+	c.syncRecords(integrationID, "jobs", jobs...)
+}
+
+// syncRecords writes rows of an ATS endpoint of an integration as a fetch would.
+func (c *apiClient) syncRecords(integrationID, endpoint string, jobs ...map[string]any) {
+	c.t.Helper()
 	st := store.New(c.pool)
 	ctx := c.t.Context()
 	require.NoError(c.t, st.SaveIntegration(ctx, store.Integration{ID: integrationID, Tool: "greenhouse", Category: "ATS"}))
 	run := store.Run{ID: integrationID + "-" + time.Now().Format(time.RFC3339Nano), IntegrationID: integrationID,
-		Endpoint: kombo.Endpoint{Category: kombo.CategoryATS, Name: "jobs"}, Kind: store.KindDelta}
+		Endpoint: kombo.Endpoint{Category: kombo.CategoryATS, Name: endpoint}, Kind: store.KindDelta}
 	_, err := st.StartRun(ctx, run)
 	require.NoError(c.t, err)
 	page := &kombo.Page{}

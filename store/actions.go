@@ -68,10 +68,14 @@ type Action struct {
 	AppJobID      string `json:"app_job_id,omitempty"`     // create_application through a job link
 	ApplicationID string `json:"application_id,omitempty"` // the application acted on, or the one created
 	Synced        bool   `json:"synced"`
-	InDoubt       bool   `json:"in_doubt"` // an attempt's outcome is being looked for at Kombo
+	InDoubt       bool   `json:"in_doubt"` // an attempt's outcome is unknown (being looked for, or for a person to check)
 
-	seq int64
+	seq     int64
+	started bool
 }
+
+// Started says whether the action's workflow has been started.
+func (a Action) Started() bool { return a.started }
 
 // ActionError is why an action was refused or failed: Kombo's error.code, message and log_url,
 // or one of kombosync's KOMBOSYNC.* codes.
@@ -105,14 +109,14 @@ const actionColumns = `a.seq, a.id, a.kind, a.integration_id, a.idempotency_key,
 	coalesce(a.result ->> 'application_id', case when a.kind <> 'create_application' then a.target end, ''),
 	exists (select from kombo.ats_applications x where x.integration_id = a.integration_id
 		and x.id = coalesce(a.result ->> 'application_id', case when a.kind <> 'create_application' then a.target end)),
-	a.in_doubt_since is not null`
+	a.in_doubt_since is not null, a.workflow_started_at is not null`
 
 func scanAction(row pgx.Row) (Action, error) {
 	var a Action
 	var result, errJSON []byte
 	var target string
 	err := row.Scan(&a.seq, &a.ID, &a.Kind, &a.IntegrationID, &a.IdempotencyKey, &a.State, &a.Attempts, &result, &errJSON,
-		&a.CreatedAt, &a.UpdatedAt, &a.FinishedAt, &target, &a.AppJobID, &a.ApplicationID, &a.Synced, &a.InDoubt)
+		&a.CreatedAt, &a.UpdatedAt, &a.FinishedAt, &target, &a.AppJobID, &a.ApplicationID, &a.Synced, &a.InDoubt, &a.started)
 	if err != nil {
 		return a, err
 	}
@@ -164,6 +168,29 @@ func (s *Store) CreateAction(ctx context.Context, n NewAction) (a Action, create
 	}
 	a, err = s.GetAction(ctx, n.IntegrationID, id)
 	return a, created, err
+}
+
+// ActionByKey finds the action stored under an idempotency key; a different request hash is
+// ErrIdempotencyKeyReused.
+func (s *Store) ActionByKey(ctx context.Context, integrationID, key string, hash []byte) (Action, bool, error) {
+	if err := checkText("the idempotency key", integrationID, key); err != nil {
+		return Action{}, false, err
+	}
+	var id string
+	var stored []byte
+	err := s.pool.QueryRow(ctx, `select id, request_hash from kombo.actions where integration_id = $1 and idempotency_key = $2`,
+		integrationID, key).Scan(&id, &stored)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Action{}, false, nil
+	}
+	if err != nil {
+		return Action{}, false, fmt.Errorf("find action of key: %w", err)
+	}
+	if string(stored) != string(hash) {
+		return Action{}, false, fmt.Errorf("%w: the key was used for another request (action %s)", ErrIdempotencyKeyReused, id)
+	}
+	a, err := s.GetAction(ctx, integrationID, id)
+	return a, err == nil, err
 }
 
 // GetAction reads an action of an integration; an empty integration id reads any.

@@ -24,10 +24,16 @@ const (
 	// taking applications (JobLinkTransition).
 	EventJobLinkDeactivated = "job_link.deactivated"
 	EventJobLinkReactivated = "job_link.reactivated"
+	// EventActionSucceeded, EventActionRefused and EventActionFailed: an action ended
+	// (ActionEvent).
+	EventActionSucceeded = "action.succeeded"
+	EventActionRefused   = "action.refused"
+	EventActionFailed    = "action.failed"
 )
 
 // EventTypes are the types a subscription may ask for.
-var EventTypes = []string{EventRecordsChanged, EventStateChanged, EventAttention, EventJobLinkDeactivated, EventJobLinkReactivated}
+var EventTypes = []string{EventRecordsChanged, EventStateChanged, EventAttention, EventJobLinkDeactivated, EventJobLinkReactivated,
+	EventActionSucceeded, EventActionRefused, EventActionFailed}
 
 // FeedPosition is a position in the change feed, as the feed's cursor: (txid, seq). TxID is a
 // string, as in the kombo_changes notification, so no JSON reader rounds it.

@@ -1,5 +1,6 @@
 // Command backoffice runs kombosync's back-office API (package backoffice) on its own listener,
-// API_LISTEN_ADDR: the application's back office manages webhook subscriptions through it.
+// API_LISTEN_ADDR: the application's back office manages webhook subscriptions, job links and
+// actions (applications created and moved in the ATS) through it.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/kombosync/kombosync/backoffice"
 	"github.com/kombosync/kombosync/config"
@@ -62,11 +64,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			return workflows.SignalWithStart(ctx, b.Temporal, cfg.TaskQueue, integrationID, "", "", workflows.SignalSyncNow,
 				workflows.SyncNowRequest{Endpoints: []string{"ats/jobs"}, Reason: "live job lookup"})
 		},
+		StartAction: func(ctx context.Context, actionID, kind, integrationID string) error {
+			return workflows.StartAction(ctx, b.Temporal, cfg.TaskQueue, actionID, kind, integrationID)
+		},
 		Healthz: probes.Healthz, Readyz: probes.Readyz, Metrics: probes.Metrics,
 	})
 	if err != nil {
 		return err
 	}
+	// Actions stored while Temporal was unreachable are started by this relay (every instance
+	// may run it: a start is idempotent).
+	go api.RunActionRelay(ctx, 5*time.Second)
 	logger.InfoContext(ctx, "back-office API starting", "listen", cfg.API.ListenAddr, "tokens", len(tokens))
 	return service.Serve(ctx, cfg.API.ListenAddr, api, logger)
 }
