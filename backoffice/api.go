@@ -44,8 +44,8 @@ type Options struct {
 	// left to the relay when nil.
 	StartAction func(ctx context.Context, actionID, kind, integrationID string) error
 	Healthz     http.Handler // optional probes
-	Readyz   http.Handler
-	Metrics  http.Handler
+	Readyz      http.Handler
+	Metrics     http.Handler
 }
 
 // API is the back-office API's handler.

@@ -12,15 +12,15 @@ import (
 
 // Retention steps, in the order a run takes them (README "Personal data").
 const (
-	RetainPolicy    = "field-policy"    // stored rows and change rows follow a changed field policy
-	RetainDeleted   = "deleted-records" // deleted records become tombstones
-	RetainChanges   = "change-values"   // old change rows' values are redacted
-	RetainWebhooks  = "webhook-events"  // old signaled webhooks leave the inbox
+	RetainPolicy   = "field-policy"    // stored rows and change rows follow a changed field policy
+	RetainDeleted  = "deleted-records" // deleted records become tombstones
+	RetainChanges  = "change-values"   // old change rows' values are redacted
+	RetainWebhooks = "webhook-events"  // old signaled webhooks leave the inbox
 	// RetainActionPayloads: finished actions' requests (candidate data, attachments) are removed.
 	// A step of runs since the workflow version retention-action-payloads (not in RetentionSteps,
 	// which older runs replay).
 	RetainActionPayloads = "action-payloads"
-	redactedPairSQL = `'["[redacted]", "[redacted]"]'::jsonb`
+	redactedPairSQL      = `'["[redacted]", "[redacted]"]'::jsonb`
 )
 
 // RetentionSteps are the steps of a retention run, in order.
