@@ -151,7 +151,15 @@ func (c *cli) eraseCommand() *ffcli.Command {
 					return nil, err
 				}
 				if len(people) == 0 {
-					return nil, fmt.Errorf("integration %s: no employee, candidate or user with that email: %w", args[0], store.ErrNotFound)
+					// Not synced (yet), but the application's own writes may hold the person.
+					n, err := eraseActions(ctx, st, args[0], email, nil, dryRun)
+					if err != nil {
+						return nil, err
+					}
+					if n == 0 {
+						return nil, fmt.Errorf("integration %s: no employee, candidate or user with that email: %w", args[0], store.ErrNotFound)
+					}
+					return erasure{IntegrationID: args[0], ErasureResult: store.ErasureResult{DryRun: dryRun}, ActionPayloads: n}, nil
 				}
 			}
 			refs := people
@@ -168,14 +176,25 @@ func (c *cli) eraseCommand() *ffcli.Command {
 			if err != nil {
 				return nil, err
 			}
+			var candidates []string
+			for _, r := range refs {
+				if r.Endpoint == "ats/candidates" {
+					candidates = append(candidates, r.ID)
+				}
+			}
+			actions, err := eraseActions(ctx, st, args[0], email, candidates, dryRun)
+			if err != nil {
+				return nil, err
+			}
 			if len(res.Records) == 0 && !suppress {
 				return nil, fmt.Errorf("integration %s: %s %s is not stored: %w", args[0], endpoint, id, store.ErrNotFound)
 			}
-			return erasure{IntegrationID: args[0], ErasureResult: res}, nil
+			return erasure{IntegrationID: args[0], ErasureResult: res, ActionPayloads: actions}, nil
 		})
 	cmd.LongHelp = "Removes the person's record and the records that embed them (an employee's employments,\n" +
 		"absences, balances, timesheets and reviews; a candidate's applications) from kombo.records, every\n" +
-		"change row of theirs, and their rejected-record excerpts, in one transaction. One change row\n" +
+		"change row of theirs, and their rejected-record excerpts, in one transaction; then the requests\n" +
+		"of actions about them (an application created for the email, actions on their applications). One change row\n" +
 		"with op \"erased\" stays per record, so an application reading the feed erases its copy too.\n\n" +
 		"While Kombo still serves the records, the next sync stores them again, unless --suppress keeps\n" +
 		"their ids in kombo.suppressed_records (see starter suppression). Erase at the source first."
@@ -185,6 +204,18 @@ func (c *cli) eraseCommand() *ffcli.Command {
 type erasure struct {
 	IntegrationID string `json:"integration_id"`
 	store.ErasureResult
+	// ActionPayloads: actions whose request (the candidate's data, attachments) was removed.
+	ActionPayloads int64 `json:"action_payloads"`
+}
+
+// eraseActions removes the requests of the application's writes about the person (an
+// application created for the email, actions on the candidates' applications); a dry run
+// removes nothing and reports nothing.
+func eraseActions(ctx context.Context, st *store.Store, integrationID, email string, candidates []string, dryRun bool) (int64, error) {
+	if dryRun {
+		return 0, nil
+	}
+	return st.EraseActionPayloads(ctx, integrationID, email, candidates)
 }
 
 func (e erasure) text(w io.Writer) {
@@ -192,8 +223,8 @@ func (e erasure) text(w io.Writer) {
 	if e.DryRun {
 		verb = "would erase (dry run)"
 	}
-	fmt.Fprintf(w, "integration %s: %s %d records, %d change rows, %d rejected excerpts\n", e.IntegrationID, verb,
-		len(e.Records), e.ChangeRows, e.RejectedRows)
+	fmt.Fprintf(w, "integration %s: %s %d records, %d change rows, %d rejected excerpts, %d action requests\n", e.IntegrationID, verb,
+		len(e.Records), e.ChangeRows, e.RejectedRows, e.ActionPayloads)
 	for _, r := range e.Records {
 		fmt.Fprintf(w, "  %s %s\n", r.Endpoint, r.ID)
 	}
