@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"Exit codes: 0 done, 1 failed, 2 wrong invocation or configuration, 3 not found.",
 		FlagSet: flag.NewFlagSet("starter", flag.ContinueOnError),
 		Subcommands: []*ffcli.Command{c.migrateCommand(), c.scheduleCommand(), c.integrationCommand(), c.retentionCommand(), c.eraseCommand(), c.suppressionCommand(),
-			c.subscriptionCommand(), c.jobsCommand(), c.historyCommand(), c.webhookCommand()},
+			c.subscriptionCommand(), c.jobsCommand(), c.actionsCommand(), c.historyCommand(), c.webhookCommand()},
 		Exec: func(context.Context, []string) error {
 			return config.UsageError{Err: errors.New("a subcommand is required (see starter -h)")}
 		},

@@ -28,10 +28,10 @@ func TestEveryCommandHasHelpAndJSON(t *testing.T) {
 		}
 	}
 	walk(nil, []*ffcli.Command{c.migrateCommand(), c.scheduleCommand(), c.integrationCommand(), c.historyCommand(), c.webhookCommand(),
-		c.retentionCommand(), c.eraseCommand(), c.suppressionCommand(), c.subscriptionCommand(), c.jobsCommand()})
-	require.Len(t, leaves, 36, "migrate, 5 schedule, 6 integration, history export, webhook replay, 2 retention, erase, 2 suppression, 10 subscription, 7 jobs")
+		c.retentionCommand(), c.eraseCommand(), c.suppressionCommand(), c.subscriptionCommand(), c.jobsCommand(), c.actionsCommand()})
+	require.Len(t, leaves, 40, "migrate, 5 schedule, 6 integration, history export, webhook replay, 2 retention, erase, 2 suppression, 10 subscription, 7 jobs, 4 actions")
 
-	groups := [][]string{{}, {"integration"}, {"schedule"}, {"retention"}, {"suppression"}, {"subscription"}, {"jobs"}}
+	groups := [][]string{{}, {"integration"}, {"schedule"}, {"retention"}, {"suppression"}, {"subscription"}, {"jobs"}, {"actions"}}
 	for i, p := range append(leaves, groups...) {
 		var stdout, stderr bytes.Buffer
 		err := run(t.Context(), append(p, "-h"), &stdout, &stderr)
