@@ -381,6 +381,22 @@ func TestRecordedHistoriesCoverEveryPath(t *testing.T) {
 			return r.wfType == workflows.SubscriptionDeliveryType && outcomes[activities.DeliverDisabled] > 0 &&
 				outcomes[activities.DeliverDrained] > 0
 		}},
+		{"retention run with the action-payloads step (retention-action-payloads version)", func(r recorded) bool {
+			return r.wfType == workflows.RetentionType && r.version("retention-action-payloads") &&
+				len(r.completedActivities(t, "RetainStep", nil)) > len(store.RetentionSteps)
+		}},
+		{"action: sent once, succeeded", func(r recorded) bool {
+			return r.wfType == workflows.ActionType && len(r.completedActivities(t, "ExecuteAction", nil)) == 1 &&
+				len(r.completedActivities(t, "LookUpAction", nil)) == 0 && r.has(enums.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED)
+		}},
+		{"action: answer lost, found by a look after a durable timer", func(r recorded) bool {
+			return r.wfType == workflows.ActionType && len(r.completedActivities(t, "ExecuteAction", nil)) == 1 &&
+				len(r.completedActivities(t, "LookUpAction", nil)) > 0 && r.has(enums.EVENT_TYPE_TIMER_FIRED)
+		}},
+		{"action: nothing found after the lookup window, sent again", func(r recorded) bool {
+			return r.wfType == workflows.ActionType && len(r.completedActivities(t, "ExecuteAction", nil)) >= 2 &&
+				len(r.completedActivities(t, "LookUpAction", nil)) > 0
+		}},
 		{"weekly Reconcile reaching integrations in batches", func(r recorded) bool {
 			return r.wfType == workflows.ReconcileType && len(r.completedActivities(t, "ReconcileBatch", nil)) > 0
 		}},
