@@ -46,6 +46,7 @@ func TestBenchmarks(t *testing.T) {
 		{"budget", benchBudget},       // figure 11
 		{"outbound", benchOutbound},   // figures 12 and 13
 		{"jobs", benchJobLookup},      // figure 14
+		{"actions", benchActions},     // figures 15 and 16
 	} {
 		if only == "" || only == part.name {
 			t.Run(part.name, part.run)
