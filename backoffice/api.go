@@ -200,17 +200,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) bool
 	if len(strings.TrimSpace(string(body))) == 0 && allowEmpty {
 		return true
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_json", "the body is not the expected JSON object: "+err.Error())
-		return false
-	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "invalid_json", "the body holds more than one JSON value")
-		return false
-	}
-	return true
+	return decodeBytes(w, body, v)
 }
 
 // page is a list answer: its items and the cursor of the next page ("" at the end).
