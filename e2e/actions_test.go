@@ -329,3 +329,69 @@ func historyOf(t *testing.T, s *stack, workflowID string) string {
 	}
 	return b.String()
 }
+
+// Through a Temporal restart: actions whose answers were held when the server stopped, and
+// actions accepted while it was down (stored, started by the back office's relay once it is
+// back), each end succeeded with one application.
+func TestActionsSurviveATemporalRestart(t *testing.T) {
+	t.Parallel()
+	infra := startCrashableInfra(t)
+	s := newStack(t, teststack.Options{DatabaseURL: infra.databaseURL, TemporalAddress: infra.temporalAddress,
+		WorkerEnv: teststack.Env("KOMBO_ENDPOINTS", "ats/jobs", "KOMBO_ACTION_TIMEOUT", "2s", "ACTION_LOOKUP_WINDOW", "2s")})
+	const id = "greenhouse:e2e-actions-restart"
+	require.NoError(t, s.Emu.CreateIntegration(komboemu.IntegrationSpec{ID: id, Category: kombo.CategoryATS, Records: 300, Seed: 11}))
+	require.NoError(t, store.New(s.Pool).SaveIntegration(t.Context(), store.Integration{ID: id, Tool: "greenhouse", Category: "ATS"}))
+	truth, err := s.Emu.Truth(id, kombo.Endpoint{Category: kombo.CategoryATS, Name: "jobs"})
+	require.NoError(t, err)
+	job := ""
+	for _, r := range truth {
+		var j struct{ Status string }
+		require.NoError(t, json.Unmarshal(r.Data, &j))
+		if j.Status == "OPEN" && r.RemoteDeletedAt == nil && job == "" {
+			job = r.ID
+		}
+	}
+	require.NotEmpty(t, job)
+	s.Emu.SetWriteFaults(komboemu.WriteFaults{HoldAfterCommit: 0.5, HoldFor: 10 * time.Second})
+	endpoint := s.StartBackoffice(t) + "/v1/integrations/" + url.PathEscape(id) + "/applications"
+	hc := &http.Client{Timeout: time.Minute}
+	request := func(i int) applicationRequest {
+		email := fmt.Sprintf("restart%02d@apply.example", i)
+		return applicationRequest{key: fmt.Sprintf("restart-%02d", i), email: email,
+			body: fmt.Sprintf(`{"job_id": %q, "candidate": {"first_name": "R", "last_name": "S", "email_address": %q}}`, job, email)}
+	}
+	for i := range 10 {
+		a := send(t.Context(), hc, endpoint, request(i))
+		require.NoError(t, a.err)
+		require.Equal(t, http.StatusAccepted, a.status)
+	}
+	teststack.Eventually(t, time.Minute, func() string {
+		if n := s.Count(t, `select count(*) from kombo.actions where attempts > 0`); n < 3 {
+			return fmt.Sprintf("%d actions sent", n)
+		}
+		return ""
+	})
+	require.NoError(t, infra.temporal.Stop())
+	for i := 10; i < 15; i++ { // accepted while Temporal is down: stored, their start left to the relay
+		a := send(t.Context(), hc, endpoint, request(i))
+		require.NoError(t, a.err)
+		require.Equal(t, http.StatusAccepted, a.status)
+	}
+	require.Equal(t, 5, s.Count(t, `select count(*) from kombo.actions where workflow_started_at is null`))
+	infra.startTemporal(t)
+	teststack.Eventually(t, 4*time.Minute, func() string {
+		if n := s.Count(t, `select count(*) from kombo.actions where state <> 'succeeded'`); n > 0 {
+			return fmt.Sprintf("%d actions not succeeded", n)
+		}
+		return ""
+	})
+	apps, err := s.Emu.Applications(id)
+	require.NoError(t, err)
+	perEmail := map[string]int{}
+	for _, a := range apps {
+		perEmail[a.Email]++
+	}
+	for i := range 15 {
+		require.Equal(t, 1, perEmail[request(i).email], request(i).key)
+	}
+}
