@@ -137,7 +137,7 @@ func (e *Emulator) CreateIntegration(s IntegrationSpec) error {
 		}
 		n := max(sp.min, int(float64(s.Records)*sp.perMain))
 		for range n {
-			i.create(sp.endpoint.Name, now, false)
+			i.create(sp.endpoint.Name, now, false, nil)
 		}
 	}
 	e.mu.Lock()
@@ -152,12 +152,16 @@ func (e *Emulator) CreateIntegration(s IntegrationSpec) error {
 	return nil
 }
 
-// create makes a new record of endpoint from the generator. With propagate, the records
+// create makes a new record of endpoint from the generator, its fields then changed by set when
+// given (a write's candidate, before the record is indexed). With propagate, the records
 // embedding it change too (an employee gaining an employment); seeding skips that, as every
 // record is new anyway.
-func (i *integration) create(endpoint string, now time.Time, propagate bool) *record {
+func (i *integration) create(endpoint string, now time.Time, propagate bool, set func(*record)) *record {
 	r := &record{id: i.gen.id(), remoteID: i.gen.remoteID()}
 	specByName(i.category, endpoint).gen(i.gen, i, r)
+	if set != nil {
+		set(r)
+	}
 	i.insert(endpoint, r, now)
 	if !propagate {
 		return r

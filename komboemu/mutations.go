@@ -77,7 +77,7 @@ func (i *integration) mutate(m Mutation, now time.Time) (Change, error) {
 	}
 	name := m.Endpoint.Name
 	if m.Op == OpCreate {
-		r := i.create(name, now, true)
+		r := i.create(name, now, true, nil)
 		return Change{m.Endpoint, OpCreate, r.id}, nil
 	}
 	r := i.get(name, m.ID)

@@ -336,10 +336,6 @@ func resetConnection(w http.ResponseWriter) {
 	_ = conn.Close()
 }
 
-func inputInvalid(format string, args ...any) *apiError {
-	return &apiError{status: 400, code: kombo.CodeInputInvalid, message: fmt.Sprintf(format, args...)}
-}
-
 // findJob resolves a job id of a write: a Kombo id, or remote:<id>.
 func (i *integration) findJob(id string) *record {
 	if rid, ok := strings.CutPrefix(id, "remote:"); ok {
@@ -353,10 +349,7 @@ func (i *integration) findJob(id string) *record {
 	return i.get("jobs", id)
 }
 
-func str(m map[string]any, k string) string {
-	s, _ := m[k].(string)
-	return strings.TrimSpace(s)
-}
+func str(m map[string]any, k string) string { return strings.TrimSpace(strOf(m[k])) }
 
 func (e *Emulator) createApplication(i *integration, r *http.Request, body map[string]any, now time.Time) (any, []string, *apiError) {
 	job := i.findJob(r.PathValue("job_id"))
@@ -369,12 +362,12 @@ func (e *Emulator) createApplication(i *integration, r *http.Request, body map[s
 	cand, _ := body["candidate"].(map[string]any)
 	first, last, email := str(cand, "first_name"), str(cand, "last_name"), strings.ToLower(str(cand, "email_address"))
 	if cand == nil || first == "" || last == "" || !strings.Contains(email, "@") {
-		return nil, nil, inputInvalid("candidate.first_name, candidate.last_name and candidate.email_address are required.")
+		return nil, nil, invalid("candidate.first_name, candidate.last_name and candidate.email_address are required.")
 	}
 	stage := str(body, "stage_id")
 	stages := idsOf(job.fields["_stage_ids"])
 	if stage != "" && !slices.Contains(stages, stage) {
-		return nil, nil, inputInvalid("The stage %s is not a stage of this job.", stage)
+		return nil, nil, invalid("The stage %s is not a stage of this job.", stage)
 	}
 	if stage == "" && len(stages) > 0 {
 		stage = stages[0]
@@ -401,7 +394,7 @@ func (e *Emulator) createApplication(i *integration, r *http.Request, body map[s
 	hidden := now.Add(e.writeFaults.ReadLag)
 	models := []string{"ats_applications"}
 	if candidate == nil {
-		candidate = i.createWith("candidates", now, func(c *record) {
+		candidate = i.create("candidates", now, true, func(c *record) {
 			c.fields["first_name"], c.fields["last_name"] = first, last
 			c.fields["email_addresses"] = []any{map[string]any{"email_address": email, "type": "PERSONAL"}}
 			c.fields["company"], c.fields["title"] = nilIfEmpty(str(cand, "company")), nilIfEmpty(str(cand, "title"))
@@ -416,7 +409,7 @@ func (e *Emulator) createApplication(i *integration, r *http.Request, body map[s
 		})
 		models = append(models, "ats_candidates")
 	}
-	app := i.createWith("applications", now, func(a *record) {
+	app := i.create("applications", now, true, func(a *record) {
 		a.fields["candidate_id"], a.fields["job_id"], a.fields["current_stage_id"] = candidate.id, job.id, nilIfEmpty(stage)
 		a.fields["outcome"], a.fields["rejection_reason_name"], a.fields["rejected_at"] = "PENDING", nil, nil
 		a.fields["remote_created_at"] = kombo.FormatTime(now)
@@ -430,23 +423,6 @@ func (e *Emulator) createApplication(i *integration, r *http.Request, body map[s
 	return out, models, nil
 }
 
-// createWith creates a record of endpoint with the generator's fields changed by set (before it
-// is indexed), and changes the records embedding it.
-func (i *integration) createWith(endpoint string, now time.Time, set func(*record)) *record {
-	r := &record{id: i.gen.id(), remoteID: i.gen.remoteID()}
-	specByName(i.category, endpoint).gen(i.gen, i, r)
-	set(r)
-	i.insert(endpoint, r, now)
-	for _, rel := range relations {
-		if rel.child == endpoint && rel.kind == childRef {
-			for _, p := range i.parentsVia(rel, r) {
-				i.touch(rel.parent, p, now, false, map[*record]bool{r: true})
-			}
-		}
-	}
-	return r
-}
-
 func nilIfEmpty(s string) any {
 	if s == "" {
 		return nil
@@ -457,7 +433,7 @@ func nilIfEmpty(s string) any {
 func parseAttachments(v any, now time.Time) ([]attachment, *apiError) {
 	list, _ := v.([]any)
 	if v != nil && list == nil {
-		return nil, inputInvalid("attachments must be an array.")
+		return nil, invalid("attachments must be an array.")
 	}
 	var out []attachment
 	for _, x := range list {
@@ -474,15 +450,15 @@ func parseAttachments(v any, now time.Time) ([]attachment, *apiError) {
 func parseAttachment(m map[string]any, now time.Time) (attachment, *apiError) {
 	name, typ := str(m, "name"), str(m, "type")
 	if m == nil || name == "" || !slices.Contains([]string{"CV", "COVER_LETTER", "OTHER"}, typ) {
-		return attachment{}, inputInvalid("An attachment needs a name and a type (CV, COVER_LETTER or OTHER).")
+		return attachment{}, invalid("An attachment needs a name and a type (CV, COVER_LETTER or OTHER).")
 	}
 	data, dataURL := str(m, "data"), str(m, "data_url")
 	if (data == "") == (dataURL == "") {
-		return attachment{}, inputInvalid("An attachment needs one of data and data_url.")
+		return attachment{}, invalid("An attachment needs one of data and data_url.")
 	}
 	if data != "" {
 		if _, err := base64.StdEncoding.DecodeString(data); err != nil {
-			return attachment{}, inputInvalid("An attachment's data must be base64.")
+			return attachment{}, invalid("An attachment's data must be base64.")
 		}
 	}
 	return attachment{Name: name, Type: typ, ContentType: str(m, "content_type"), At: now}, nil
@@ -505,7 +481,7 @@ func (e *Emulator) moveStage(i *integration, r *http.Request, body map[string]an
 	stage := str(body, "stage_id")
 	job := i.get("jobs", strOf(a.fields["job_id"]))
 	if stage == "" || job == nil || !slices.Contains(idsOf(job.fields["_stage_ids"]), stage) {
-		return nil, nil, inputInvalid("stage_id must be a stage of the application's job.")
+		return nil, nil, invalid("stage_id must be a stage of the application's job.")
 	}
 	a.fields["current_stage_id"] = stage
 	i.changed("applications", a, now)
@@ -519,7 +495,7 @@ func (e *Emulator) rejectApplication(i *integration, r *http.Request, body map[s
 	}
 	reason := i.get("rejection-reasons", str(body, "rejection_reason_id"))
 	if reason == nil || reason.remoteDeletedAt != nil {
-		return nil, nil, inputInvalid("rejection_reason_id must be a rejection reason of this integration.")
+		return nil, nil, invalid("rejection_reason_id must be a rejection reason of this integration.")
 	}
 	a.fields["outcome"], a.fields["rejection_reason_name"], a.fields["rejected_at"] = "DECLINED", reason.fields["name"], kombo.FormatTime(now)
 	if note := str(body, "note"); note != "" {
@@ -535,7 +511,7 @@ func (e *Emulator) addNote(i *integration, r *http.Request, body map[string]any,
 		return nil, nil, apiErr
 	}
 	if str(body, "content") == "" || str(body, "content_type") != "PLAIN_TEXT" {
-		return nil, nil, inputInvalid("content and content_type (PLAIN_TEXT) are required.")
+		return nil, nil, invalid("content and content_type (PLAIN_TEXT) are required.")
 	}
 	// Notes are not part of any model Kombo reads: nothing changes for a sync.
 	a.fields["_notes"] = append(slices.Clone(notesOf(a)), str(body, "content"))

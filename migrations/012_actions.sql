@@ -62,3 +62,42 @@ alter table kombo.retention_runs add column action_payloads_removed bigint not n
 comment on table kombo.actions is 'kombosync: writes to Kombo (applications, stages, rejections, notes, attachments), each exactly once';
 comment on table kombo.action_slots is 'kombosync: leases of the action requests in flight per integration (KOMBO_MAX_ACTIONS_IN_FLIGHT)';
 comment on table kombo.action_limits is 'kombosync: Kombo''s own concurrency limit of an integration, when lower than ours';
+
+-- Why a synced job cannot take applications ('' when it can): one definition for the job links'
+-- view and the actions' gate, which asks it of jobs that no link names (a job_id given directly).
+-- The view is redefined on it with the same columns (an instant catalogue change).
+create function kombo.job_inactive_reason(status text, postings jsonb, deleted boolean) returns text
+language sql immutable as $$
+    select case
+        when deleted then 'deleted_in_ats'
+        when status = 'CLOSED' then 'closed'
+        when status = 'DRAFT' then 'draft'
+        when status = 'ARCHIVED' then 'archived'
+        when coalesce(status, '') <> 'OPEN' then 'not_open'
+        when jsonb_typeof(postings) = 'array' and jsonb_array_length(postings) > 0
+             and not exists (select 1 from jsonb_array_elements(postings) p
+                             where p ->> 'status' is distinct from 'INACTIVE' and p ->> 'status' is distinct from 'DRAFT')
+            then 'posting_inactive'
+        else ''
+    end
+$$;
+
+create or replace view kombo.job_link_status as
+select
+    l.integration_id,
+    l.app_job_id,
+    l.kombo_job_id,
+    l.state,
+    l.state = 'confirmed' and j.id is not null
+        and kombo.job_inactive_reason(j.data ->> 'status', j.data -> 'job_postings', j.remote_deleted_at is not null or j.deleted_at is not null) = ''
+        as active,
+    case
+        when l.state <> 'confirmed' then l.state                 -- unresolved, proposed, rejected: not linked yet
+        when j.id is null then 'removed'                          -- no longer synced (purged, or never seen)
+        else nullif(kombo.job_inactive_reason(j.data ->> 'status', j.data -> 'job_postings',
+                                              j.remote_deleted_at is not null or j.deleted_at is not null), '')
+    end as reason,
+    j.data ->> 'name' as job_name,
+    j.data ->> 'status' as job_status
+from kombo.job_links l
+left join kombo.ats_jobs j on j.integration_id = l.integration_id and j.id = l.kombo_job_id;

@@ -76,21 +76,12 @@ func (s *Store) ApplicationJob(ctx context.Context, integrationID, appJobID, job
 	return jobID, nil
 }
 
-// jobReason is why a synced job cannot take applications ("" when it can, or is not synced), by
-// the rules of kombo.job_link_status.
+// jobReason is why a synced job cannot take applications ("" when it can, or is not synced):
+// kombo.job_inactive_reason, the rule kombo.job_link_status applies too.
 func (s *Store) jobReason(ctx context.Context, integrationID, jobID string) (string, error) {
 	var reason string
-	err := s.pool.QueryRow(ctx, `select case
-			when j.remote_deleted_at is not null or j.deleted_at is not null then 'deleted_in_ats'
-			when j.data ->> 'status' = 'CLOSED' then 'closed'
-			when j.data ->> 'status' = 'DRAFT' then 'draft'
-			when j.data ->> 'status' = 'ARCHIVED' then 'archived'
-			when coalesce(j.data ->> 'status', '') <> 'OPEN' then 'not_open'
-			when jsonb_typeof(j.data -> 'job_postings') = 'array' and jsonb_array_length(j.data -> 'job_postings') > 0
-				and not exists (select 1 from jsonb_array_elements(j.data -> 'job_postings') p
-					where p ->> 'status' is distinct from 'INACTIVE' and p ->> 'status' is distinct from 'DRAFT')
-				then 'posting_inactive'
-			else '' end
+	err := s.pool.QueryRow(ctx, `select kombo.job_inactive_reason(j.data ->> 'status', j.data -> 'job_postings',
+			j.remote_deleted_at is not null or j.deleted_at is not null)
 		from kombo.ats_jobs j where j.integration_id = $1 and j.id = $2`, integrationID, jobID).Scan(&reason)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil

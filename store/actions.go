@@ -449,22 +449,3 @@ func (s *Store) RetryAction(ctx context.Context, id string, resend bool) (Action
 	}
 	return a, err
 }
-
-// ActionCounts counts the actions per state, for the gauges.
-func (s *Store) ActionCounts(ctx context.Context) (map[string]int, error) {
-	rows, err := s.pool.Query(ctx, `select state, count(*) from kombo.actions group by state`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		out[st] = n
-	}
-	return out, rows.Err()
-}
