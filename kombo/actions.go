@@ -81,14 +81,13 @@ func headerInt(h http.Header, name string) int {
 
 // FoundApplication is an application found at Kombo when looking for what a lost answer did.
 type FoundApplication struct {
-	ID           string
-	CandidateID  string
-	JobID        string
-	JobRemoteID  string
-	StageID      string
-	Outcome      string
-	Rejected     bool
-	RemoteDelete bool
+	ID          string
+	CandidateID string
+	JobID       string
+	JobRemoteID string
+	StageID     string
+	Outcome     string
+	Rejected    bool // declined, or rejected_at set
 }
 
 // FindApplications looks for the applications of the candidates with that email to a job (a
@@ -130,7 +129,7 @@ func (c *Client) FindApplications(ctx context.Context, integrationID, email, job
 					continue
 				}
 				fa := FoundApplication{ID: a.ID, CandidateID: cand.ID, JobID: a.Job.ID, JobRemoteID: deref(a.Job.RemoteID),
-					Outcome: deref(a.Outcome), Rejected: a.RejectedAt != nil}
+					Outcome: deref(a.Outcome), Rejected: a.RejectedAt != nil || deref(a.Outcome) == "DECLINED"}
 				if a.CurrentStage != nil {
 					fa.StageID = a.CurrentStage.ID
 				}
